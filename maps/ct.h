@@ -1,0 +1,60 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * nm_ct_v1: connection tracking, one global LRU hash, written by the
+ * datapath. A service flow creates two entries: the forward one keyed by
+ * the tuple the client sent (client -> VIP) holding the chosen backend,
+ * and the reply one keyed by the tuple the backend answers with
+ * (backend -> client) holding the rev-NAT id.
+ */
+#ifndef NM_MAPS_CT_H
+#define NM_MAPS_CT_H
+
+#include "common.h"
+
+#define NM_CT_MAX_DEFAULT 262144
+
+/* Lifetimes in seconds: established TCP, UDP, TCP after FIN/RST or before the handshake. */
+#define NM_CT_LIFETIME_TCP 21600
+#define NM_CT_LIFETIME_NONTCP 60
+#define NM_CT_LIFETIME_SYN 60
+#define NM_CT_LIFETIME_CLOSE 10
+
+enum nm_ct_dir {
+	NM_CT_FORWARD = 0, /* client -> VIP, holds backend_id */
+	NM_CT_REPLY = 1, /* backend -> client, holds rev_nat_id */
+};
+
+/* nm_ct_val.flags */
+#define NM_CT_F_SEEN_REPLY 0x01
+#define NM_CT_F_CLOSING 0x02
+
+struct nm_ct_key {
+	__be32 saddr;
+	__be32 daddr;
+	__be16 sport;
+	__be16 dport;
+	__u8 proto;
+	__u8 dir; /* enum nm_ct_dir */
+	__u16 pad;
+};
+NM_ASSERT_SIZE(struct nm_ct_key, 16);
+NM_ASSERT_OFF(struct nm_ct_key, daddr, 4);
+NM_ASSERT_OFF(struct nm_ct_key, sport, 8);
+NM_ASSERT_OFF(struct nm_ct_key, proto, 12);
+NM_ASSERT_OFF(struct nm_ct_key, dir, 13);
+
+struct nm_ct_val {
+	__u64 expires_ns; /* bpf_ktime_get_ns() deadline */
+	__u32 backend_id; /* forward entries */
+	__u32 rev_nat_id; /* both directions */
+	__u64 packets;
+	__u64 bytes;
+	__u8 flags; /* NM_CT_F_* */
+	__u8 pad[7];
+};
+NM_ASSERT_SIZE(struct nm_ct_val, 40);
+NM_ASSERT_OFF(struct nm_ct_val, backend_id, 8);
+NM_ASSERT_OFF(struct nm_ct_val, packets, 16);
+NM_ASSERT_OFF(struct nm_ct_val, flags, 32);
+
+#endif /* NM_MAPS_CT_H */
