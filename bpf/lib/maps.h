@@ -37,11 +37,15 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } nm_backends_v1 SEC(".maps");
 
-/* Maglev tables (flat, table_id * M + slot), written by the agent. */
+/*
+ * Maglev tables (flat, table_id * M + slot), written by the agent.
+ * Array maps only accept a 4-byte integer as BTF key type, so the key is
+ * declared __u32: same layout as struct nm_maglev_key (asserted below).
+ */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, NM_MAGLEV_TABLES_DEFAULT * NM_MAGLEV_M_DEFAULT);
-	__type(key, struct nm_maglev_key);
+	__type(key, __u32);
 	__type(value, struct nm_maglev_val);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } nm_maglev_v1 SEC(".maps");
@@ -65,11 +69,14 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } nm_ct_v1 SEC(".maps");
 
-/* Per-CPU counters by direction and reason, written by the datapath. */
+/*
+ * Per-CPU counters by direction and reason, written by the datapath.
+ * __u32 key for the same reason as nm_maglev_v1 (struct nm_metrics_key).
+ */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, NM_METRICS_MAX);
-	__type(key, struct nm_metrics_key);
+	__type(key, __u32);
 	__type(value, struct nm_metrics_val);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } nm_metrics_v1 SEC(".maps");
@@ -82,5 +89,8 @@ struct {
 	__type(value, struct nm_config_val);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } nm_config_v1 SEC(".maps");
+
+NM_ASSERT_SIZE(struct nm_maglev_key, sizeof(__u32));
+NM_ASSERT_SIZE(struct nm_metrics_key, sizeof(__u32));
 
 #endif /* NM_BPF_MAPS_H */

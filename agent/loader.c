@@ -1,0 +1,529 @@
+// SPDX-License-Identifier: GPL-2.0
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <net/if.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/vfs.h>
+#include <linux/magic.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "lxc.skel.h"
+
+#include "agent/loader.h"
+#include "agent/log.h"
+#include "agent/maglev.h"
+#include "maps/common.h"
+#include "maps/ct.h"
+#include "maps/maglev.h"
+
+#define NM_MAGLEV_TABLES_MIN 2 /* live + spare for one service */
+#define NM_MAGLEV_ENTRIES_MAX (1U << 28) /* 1 GiB of array, a sanity bound */
+
+const char *nm_pin_root(const char *arg)
+{
+	const char *env;
+
+	if (arg && *arg)
+		return arg;
+	env = getenv("NODEMESH_PIN_ROOT");
+	if (env && *env)
+		return env;
+	return NM_PIN_ROOT_DEFAULT;
+}
+
+static bool is_bpffs(const char *path)
+{
+	struct statfs st;
+
+	if (statfs(path, &st))
+		return false;
+	return (unsigned long)st.f_type == (unsigned long)BPF_FS_MAGIC;
+}
+
+/* mkdir -p @root, but only inside a bpf filesystem. */
+static int ensure_pin_root(const char *root)
+{
+	char path[PATH_MAX], anc[PATH_MAX];
+	struct stat st;
+	char *slash;
+	size_t len;
+
+	len = strlen(root);
+	if (!len || len >= sizeof(path) || root[0] != '/') {
+		pr_warn("failed to create pin root '%s': must be an absolute path",
+			root);
+		return -EINVAL;
+	}
+	memcpy(path, root, len + 1);
+	while (len > 1 && path[len - 1] == '/')
+		path[--len] = '\0';
+
+	/* Deepest existing ancestor decides which filesystem we land on. */
+	memcpy(anc, path, len + 1);
+	while (stat(anc, &st)) {
+		if (errno != ENOENT) {
+			pr_warn("failed to create pin root %s on %s: %s", path,
+				anc, strerror(errno));
+			return -errno;
+		}
+		slash = strrchr(anc, '/');
+		if (slash == anc)
+			slash[1] = '\0';
+		else
+			*slash = '\0';
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		pr_warn("failed to create pin root %s on %s: not a directory",
+			path, anc);
+		return -ENOTDIR;
+	}
+	if (!is_bpffs(anc)) {
+		/* 'ip netns exec' remounts /sys, hiding the host's bpffs. */
+		pr_warn("failed to create pin root %s on %s: not a bpf filesystem (mount -t bpf bpf /sys/fs/bpf; under 'ip netns exec', which remounts /sys, use 'nsenter --net=/run/netns/NAME' instead)",
+			path, anc);
+		return -EINVAL;
+	}
+	for (slash = path + strlen(anc) + 1; slash <= path + len; slash++) {
+		if (*slash != '/' && *slash)
+			continue;
+		*slash = '\0';
+		if (mkdir(path, 0700) && errno != EEXIST) {
+			int err = -errno;
+
+			pr_warn("failed to create pin root directory %s: %s",
+				path, strerror(-err));
+			return err;
+		}
+		if (slash != path + len)
+			*slash = '/';
+	}
+	return 0;
+}
+
+/* Read the config of an earlier load; -ENOENT when there is none. */
+static int read_pinned_config(const char *root, struct nm_config_val *cfg)
+{
+	char path[PATH_MAX];
+	__u32 key = 0;
+	int fd, err;
+
+	snprintf(path, sizeof(path), "%s/%s", root, NM_MAP_CONFIG);
+	fd = bpf_obj_get(path);
+	if (fd < 0) {
+		err = -errno;
+		if (err != -ENOENT)
+			pr_warn("failed to open map %s on %s: %s",
+				NM_MAP_CONFIG, root, strerror(-err));
+		return err;
+	}
+	memset(cfg, 0, sizeof(*cfg));
+	err = bpf_map_lookup_elem(fd, &key, cfg);
+	if (err) {
+		err = -errno;
+		pr_warn("failed to read map %s on %s: %s", NM_MAP_CONFIG, root,
+			strerror(-err));
+		goto out;
+	}
+	/* An all-zero entry: a loader died before writing it. */
+	if (!cfg->maglev_m)
+		err = -ENOENT;
+out:
+	close(fd);
+	return err;
+}
+
+/* max_entries of a pinned map; -ENOENT when not pinned. */
+static int pinned_max_entries(const char *root, const char *name, __u32 *max)
+{
+	struct bpf_map_info info = {};
+	__u32 len = sizeof(info);
+	char path[PATH_MAX];
+	int fd, err;
+
+	snprintf(path, sizeof(path), "%s/%s", root, name);
+	fd = bpf_obj_get(path);
+	if (fd < 0)
+		return -errno;
+	err = bpf_obj_get_info_by_fd(fd, &info, &len);
+	if (err) {
+		err = -errno;
+		pr_warn("failed to query map %s on %s: %s", name, root,
+			strerror(-err));
+		goto out;
+	}
+	*max = info.max_entries;
+out:
+	close(fd);
+	return err;
+}
+
+/* Settle M, tables and ct max against what the pins were created with. */
+static int resolve_config(const struct nm_load_opts *opts, const char *root,
+			  struct nm_config_val *cfg, __u32 *ct_max)
+{
+	struct nm_config_val old;
+	__u32 old_ct;
+	char err[128];
+	int ret;
+
+	cfg->maglev_m = opts->maglev_m ?: NM_MAGLEV_M_DEFAULT;
+	cfg->maglev_tables = opts->maglev_tables ?: NM_MAGLEV_TABLES_DEFAULT;
+	cfg->abi_version = NM_ABI_VERSION;
+	*ct_max = opts->ct_max ?: NM_CT_MAX_DEFAULT;
+
+	ret = read_pinned_config(root, &old);
+	if (ret && ret != -ENOENT)
+		return ret;
+	if (!ret) {
+		if (old.abi_version != NM_ABI_VERSION) {
+			pr_warn("failed to load datapath on %s: pinned maps have ABI version %u, this build has %u (remove the pins to upgrade)",
+				root, old.abi_version, NM_ABI_VERSION);
+			return -EINVAL;
+		}
+		if (opts->maglev_m && opts->maglev_m != old.maglev_m) {
+			pr_warn("failed to load datapath on %s: Maglev table size %u asked, pinned maps use %u (remove the pins to change it)",
+				root, opts->maglev_m, old.maglev_m);
+			return -EINVAL;
+		}
+		if (opts->maglev_tables &&
+		    opts->maglev_tables != old.maglev_tables) {
+			pr_warn("failed to load datapath on %s: %u Maglev tables asked, pinned maps have %u (remove the pins to change it)",
+				root, opts->maglev_tables, old.maglev_tables);
+			return -EINVAL;
+		}
+		cfg->maglev_m = old.maglev_m;
+		cfg->maglev_tables = old.maglev_tables;
+	}
+	ret = pinned_max_entries(root, NM_MAP_CT, &old_ct);
+	if (ret && ret != -ENOENT)
+		return ret;
+	if (!ret) {
+		if (opts->ct_max && opts->ct_max != old_ct) {
+			pr_warn("failed to load datapath on %s: conntrack size %u asked, pinned %s has %u (remove the pins to change it)",
+				root, opts->ct_max, NM_MAP_CT, old_ct);
+			return -EINVAL;
+		}
+		*ct_max = old_ct;
+	}
+
+	ret = nm_maglev_check_m(cfg->maglev_m, err, sizeof(err));
+	if (ret) {
+		pr_warn("failed to load datapath on %s: %s", root, err);
+		return ret;
+	}
+	if (cfg->maglev_tables < NM_MAGLEV_TABLES_MIN ||
+	    (__u64)cfg->maglev_tables * cfg->maglev_m > NM_MAGLEV_ENTRIES_MAX) {
+		pr_warn("failed to load datapath on %s: bad Maglev table count %u: must be >= %u and tables x M <= %u",
+			root, cfg->maglev_tables, NM_MAGLEV_TABLES_MIN,
+			NM_MAGLEV_ENTRIES_MAX);
+		return -EINVAL;
+	}
+	if (!*ct_max) {
+		pr_warn("failed to load datapath on %s: conntrack size must be >= 1",
+			root);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+int nm_datapath_load(const struct nm_load_opts *opts, struct nm_datapath **out)
+{
+	LIBBPF_OPTS(bpf_object_open_opts, oopts);
+	const char *root = nm_pin_root(opts->pin_root);
+	struct nm_datapath *dp;
+	__u32 key = 0;
+	int err;
+
+	dp = calloc(1, sizeof(*dp));
+	if (!dp)
+		return -ENOMEM;
+	if (strlen(root) >= sizeof(dp->pin_root)) {
+		pr_warn("failed to load datapath on %s: path too long", root);
+		err = -ENAMETOOLONG;
+		goto err_free;
+	}
+	strcpy(dp->pin_root, root);
+
+	err = ensure_pin_root(dp->pin_root);
+	if (err)
+		goto err_free;
+	err = resolve_config(opts, dp->pin_root, &dp->cfg, &dp->ct_max);
+	if (err)
+		goto err_free;
+
+	oopts.pin_root_path = dp->pin_root;
+	dp->skel = lxc__open_opts(&oopts);
+	if (!dp->skel) {
+		err = -errno;
+		pr_warn("failed to open lxc datapath on %s: %s", dp->pin_root,
+			strerror(-err));
+		goto err_free;
+	}
+	dp->skel->rodata->nm_cfg_maglev_m = dp->cfg.maglev_m;
+	err = bpf_map__set_max_entries(dp->skel->maps.nm_maglev_v1,
+				       dp->cfg.maglev_tables * dp->cfg.maglev_m);
+	if (!err)
+		err = bpf_map__set_max_entries(dp->skel->maps.nm_ct_v1,
+					       dp->ct_max);
+	if (err) {
+		pr_warn("failed to size maps of lxc datapath on %s: %s",
+			dp->pin_root, strerror(-err));
+		goto err_destroy;
+	}
+	err = lxc__load(dp->skel);
+	if (err) {
+		pr_warn("failed to load lxc datapath on %s: %s", dp->pin_root,
+			strerror(-err));
+		goto err_destroy;
+	}
+	err = bpf_map_update_elem(bpf_map__fd(dp->skel->maps.nm_config_v1),
+				  &key, &dp->cfg, BPF_ANY);
+	if (err) {
+		err = -errno;
+		pr_warn("failed to write map %s on %s: %s", NM_MAP_CONFIG,
+			dp->pin_root, strerror(-err));
+		goto err_destroy;
+	}
+	pr_info("loaded lxc datapath on %s (Maglev M %u, %u tables, conntrack %u)",
+		dp->pin_root, dp->cfg.maglev_m, dp->cfg.maglev_tables,
+		dp->ct_max);
+	*out = dp;
+	return 0;
+
+err_destroy:
+	lxc__destroy(dp->skel);
+err_free:
+	free(dp);
+	return err;
+}
+
+void nm_datapath_close(struct nm_datapath *dp)
+{
+	if (!dp)
+		return;
+	lxc__destroy(dp->skel);
+	free(dp);
+}
+
+int nm_datapath_prog_fd(const struct nm_datapath *dp)
+{
+	return bpf_program__fd(dp->skel->progs.nm_from_pod);
+}
+
+static int iface_index(const char *ifname, const char *verb)
+{
+	unsigned int ifindex = if_nametoindex(ifname);
+
+	if (!ifindex) {
+		int err = -errno;
+
+		pr_warn("failed to %s nm_from_pod on %s: %s", verb, ifname,
+			strerror(-err));
+		return err;
+	}
+	return (int)ifindex;
+}
+
+int nm_tc_attach(int prog_fd, const char *ifname)
+{
+	LIBBPF_OPTS(bpf_tc_hook, hook, .attach_point = BPF_TC_INGRESS);
+	LIBBPF_OPTS(bpf_tc_opts, opts, .handle = NM_TC_HANDLE,
+		    .priority = NM_TC_PRIO, .prog_fd = prog_fd,
+		    .flags = BPF_TC_F_REPLACE);
+	int ifindex, err;
+
+	ifindex = iface_index(ifname, "attach");
+	if (ifindex < 0)
+		return ifindex;
+	hook.ifindex = ifindex;
+	/* The clsact qdisc may already be there: ours from a previous run or another's. */
+	nm_log_mute_libbpf(true);
+	err = bpf_tc_hook_create(&hook);
+	nm_log_mute_libbpf(false);
+	if (err && err != -EEXIST) {
+		pr_warn("failed to create clsact hook on %s: %s", ifname,
+			strerror(-err));
+		return err;
+	}
+	/* REPLACE on a fixed handle/prio swaps the program with no gap. */
+	err = bpf_tc_attach(&hook, &opts);
+	if (err) {
+		pr_warn("failed to attach nm_from_pod on %s tc ingress: %s",
+			ifname, strerror(-err));
+		return err;
+	}
+	pr_info("attached nm_from_pod (prog id %u) on %s tc ingress", opts.prog_id,
+		ifname);
+	return 0;
+}
+
+int nm_tc_query(const char *ifname, __u32 *prog_id)
+{
+	LIBBPF_OPTS(bpf_tc_hook, hook, .attach_point = BPF_TC_INGRESS);
+	LIBBPF_OPTS(bpf_tc_opts, opts, .handle = NM_TC_HANDLE,
+		    .priority = NM_TC_PRIO);
+	int ifindex, err;
+
+	ifindex = iface_index(ifname, "query");
+	if (ifindex < 0)
+		return ifindex;
+	hook.ifindex = ifindex;
+	/* "Not there" is an answer here, not a warning worth libbpf's log. */
+	nm_log_mute_libbpf(true);
+	err = bpf_tc_query(&hook, &opts);
+	nm_log_mute_libbpf(false);
+	/* No clsact qdisc at all comes back as EINVAL: nothing of ours either. */
+	if (err == -EINVAL || err == -ENOENT)
+		return -ENOENT;
+	if (err) {
+		pr_warn("failed to query nm_from_pod on %s tc ingress: %s",
+			ifname, strerror(-err));
+		return err;
+	}
+	*prog_id = opts.prog_id;
+	return 0;
+}
+
+int nm_tc_detach(const char *ifname)
+{
+	LIBBPF_OPTS(bpf_tc_hook, hook, .attach_point = BPF_TC_INGRESS);
+	LIBBPF_OPTS(bpf_tc_opts, opts, .handle = NM_TC_HANDLE,
+		    .priority = NM_TC_PRIO);
+	__u32 prog_id;
+	int ifindex, err;
+
+	err = nm_tc_query(ifname, &prog_id);
+	if (err)
+		return err;
+	ifindex = iface_index(ifname, "detach");
+	if (ifindex < 0)
+		return ifindex;
+	hook.ifindex = ifindex;
+	err = bpf_tc_detach(&hook, &opts);
+	if (err == -ENOENT || err == -EINVAL)
+		return -ENOENT;
+	if (err) {
+		pr_warn("failed to detach nm_from_pod on %s tc ingress: %s",
+			ifname, strerror(-err));
+		return err;
+	}
+	pr_info("detached nm_from_pod (prog id %u) from %s tc ingress",
+		prog_id, ifname);
+	return 0;
+}
+
+static const struct {
+	const char *name;
+	size_t off;
+} map_fds[] = {
+	{ NM_MAP_SERVICES, offsetof(struct nm_maps, services) },
+	{ NM_MAP_BACKENDS, offsetof(struct nm_maps, backends) },
+	{ NM_MAP_MAGLEV, offsetof(struct nm_maps, maglev) },
+	{ NM_MAP_REVNAT, offsetof(struct nm_maps, revnat) },
+	{ NM_MAP_CT, offsetof(struct nm_maps, ct) },
+	{ NM_MAP_METRICS, offsetof(struct nm_maps, metrics) },
+	{ NM_MAP_CONFIG, offsetof(struct nm_maps, config) },
+};
+
+#define MAP_FD(maps, i) ((int *)((char *)(maps) + map_fds[i].off))
+
+int nm_maps_open(const char *pin_root, struct nm_maps *maps)
+{
+	const char *root = nm_pin_root(pin_root);
+	char path[PATH_MAX];
+	__u32 key = 0;
+	size_t i;
+	int err;
+
+	memset(maps, 0, sizeof(*maps));
+	for (i = 0; i < sizeof(map_fds) / sizeof(map_fds[0]); i++)
+		*MAP_FD(maps, i) = -1;
+	maps->root_fd = -1;
+	if (strlen(root) >= sizeof(maps->pin_root)) {
+		pr_warn("failed to open maps on %s: path too long", root);
+		return -ENAMETOOLONG;
+	}
+	strcpy(maps->pin_root, root);
+
+	for (i = 0; i < sizeof(map_fds) / sizeof(map_fds[0]); i++) {
+		snprintf(path, sizeof(path), "%s/%s", root, map_fds[i].name);
+		*MAP_FD(maps, i) = bpf_obj_get(path);
+		if (*MAP_FD(maps, i) < 0) {
+			err = -errno;
+			pr_warn("failed to open map %s on %s: %s%s", map_fds[i].name,
+				root, strerror(-err),
+				err == -ENOENT ?
+					" (is the datapath loaded? run 'nodemeshctl attach IFACE')" :
+					"");
+			goto err_close;
+		}
+	}
+	err = bpf_map_lookup_elem(maps->config, &key, &maps->cfg);
+	if (err) {
+		err = -errno;
+		pr_warn("failed to read map %s on %s: %s", NM_MAP_CONFIG, root,
+			strerror(-err));
+		goto err_close;
+	}
+	if (maps->cfg.abi_version != NM_ABI_VERSION || !maps->cfg.maglev_m ||
+	    !maps->cfg.maglev_tables) {
+		pr_warn("failed to read map %s on %s: ABI version %u, M %u, %u tables; expected ABI %u written by the loader (run 'nodemeshctl attach IFACE')",
+			NM_MAP_CONFIG, root, maps->cfg.abi_version,
+			maps->cfg.maglev_m, maps->cfg.maglev_tables,
+			NM_ABI_VERSION);
+		err = -EINVAL;
+		goto err_close;
+	}
+	maps->root_fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (maps->root_fd < 0) {
+		err = -errno;
+		pr_warn("failed to open pin root %s: %s", root, strerror(-err));
+		goto err_close;
+	}
+	return 0;
+
+err_close:
+	nm_maps_close(maps);
+	return err;
+}
+
+void nm_maps_close(struct nm_maps *maps)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(map_fds) / sizeof(map_fds[0]); i++) {
+		if (*MAP_FD(maps, i) >= 0)
+			close(*MAP_FD(maps, i));
+		*MAP_FD(maps, i) = -1;
+	}
+	if (maps->root_fd >= 0)
+		close(maps->root_fd);
+	maps->root_fd = -1;
+}
+
+int nm_maps_lock(struct nm_maps *maps)
+{
+	if (flock(maps->root_fd, LOCK_EX)) {
+		int err = -errno;
+
+		pr_warn("failed to lock pin root %s: %s", maps->pin_root,
+			strerror(-err));
+		return err;
+	}
+	return 0;
+}
+
+void nm_maps_unlock(struct nm_maps *maps)
+{
+	/* Closing the fd would drop it too; unlock failures are harmless. */
+	if (flock(maps->root_fd, LOCK_UN))
+		pr_debug("failed to unlock pin root %s: %s", maps->pin_root,
+			 strerror(errno));
+}

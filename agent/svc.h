@@ -1,0 +1,59 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Service programming on the pinned maps: the one writer used by
+ * nodemeshctl now and by the agent (fed from etcd) later.
+ *
+ * An upsert is ordered so the datapath never sees a half-written service:
+ * backends first, then the Maglev table into a spare table, then rev-NAT,
+ * then the service entry switches to the new table, then backends that
+ * left are deleted. Everything is validated before the first write.
+ */
+#ifndef NM_AGENT_SVC_H
+#define NM_AGENT_SVC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "agent/loader.h"
+#include "agent/parse.h"
+#include "maps/backend.h"
+#include "maps/revnat.h"
+#include "maps/service.h"
+
+/* Backends of one service, bounded by the u16 backend_count. */
+#define NM_SVC_BACKENDS_MAX 65535
+
+int nm_svc_upsert(struct nm_maps *maps, const struct nm_frontend *fe,
+		  const struct nm_backend_spec *be, size_t n, __u8 algo);
+/* -ENOENT when the service does not exist. */
+int nm_svc_delete(struct nm_maps *maps, const struct nm_frontend *fe);
+
+struct nm_svc_backend {
+	__u32 id;
+	struct nm_backend_val val;
+};
+
+struct nm_svc_info {
+	struct nm_frontend fe;
+	struct nm_svc_val val;
+	struct nm_revnat_val revnat;
+	bool has_revnat;
+	struct nm_svc_backend *backends; /* points into nm_svc_list.backends */
+	size_t n_backends;
+};
+
+struct nm_svc_list {
+	struct nm_svc_info *svcs; /* sorted by svc_id */
+	size_t n;
+	struct nm_svc_backend *backends; /* grouped by service, sorted by id */
+	size_t n_backends;
+};
+
+int nm_svc_list(const struct nm_maps *maps, struct nm_svc_list *out);
+void nm_svc_list_free(struct nm_svc_list *list);
+
+/* Convert between the map key and the parsed frontend. */
+void nm_svc_key_from_frontend(const struct nm_frontend *fe,
+			      struct nm_svc_key *key);
+
+#endif /* NM_AGENT_SVC_H */
