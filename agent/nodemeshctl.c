@@ -714,33 +714,28 @@ static int dump_ct(struct nm_maps *maps)
 		putchar('[');
 	while (!(err = bpf_map_get_next_key(maps->ct, first ? NULL : &key,
 					     &next))) {
-		long long left;
+		long long left, age;
 
 		key = next;
 		if (bpf_map_lookup_elem(maps->ct, &key, &val))
 			continue;
 		left = ((long long)val.expires_ns - (long long)now) / 1000000000LL;
+		age = ((long long)now - (long long)val.created_ns) / 1000000000LL;
 		if (opt_json)
-			printf("%s{\"proto\":\"%s\",\"saddr\":\"%s\",\"sport\":%u,\"daddr\":\"%s\",\"dport\":%u,\"dir\":\"%s\",\"backend_id\":%u,\"rev_nat_id\":%u,\"expires_in_s\":%lld,\"packets\":%llu,\"bytes\":%llu,\"seen_reply\":%s,\"closing\":%s}",
+			printf("%s{\"proto\":\"%s\",\"saddr\":\"%s\",\"sport\":%u,\"daddr\":\"%s\",\"dport\":%u,\"dir\":\"%s\",\"backend_id\":%u,\"rev_nat_id\":%u,\"expires_in_s\":%lld,\"age_s\":%lld,\"closing\":%s}",
 			       first ? "" : ",", nm_proto_name(key.proto),
 			       ip_str(key.saddr, s), ntohs(key.sport),
 			       ip_str(key.daddr, d), ntohs(key.dport),
 			       key.dir == NM_CT_REPLY ? "reply" : "forward",
-			       val.backend_id, val.rev_nat_id, left,
-			       (unsigned long long)val.packets,
-			       (unsigned long long)val.bytes,
-			       val.flags & NM_CT_F_SEEN_REPLY ? "true" : "false",
+			       val.backend_id, val.rev_nat_id, left, age,
 			       val.flags & NM_CT_F_CLOSING ? "true" : "false");
 		else
-			printf("%s %s:%u -> %s:%u %s backend %u rev_nat %u expires %llds packets %llu bytes %llu%s%s\n",
+			printf("%s %s:%u -> %s:%u %s backend %u rev_nat %u expires %llds age %llds%s\n",
 			       nm_proto_name(key.proto), ip_str(key.saddr, s),
 			       ntohs(key.sport), ip_str(key.daddr, d),
 			       ntohs(key.dport),
 			       key.dir == NM_CT_REPLY ? "reply" : "forward",
-			       val.backend_id, val.rev_nat_id, left,
-			       (unsigned long long)val.packets,
-			       (unsigned long long)val.bytes,
-			       val.flags & NM_CT_F_SEEN_REPLY ? " seen_reply" : "",
+			       val.backend_id, val.rev_nat_id, left, age,
 			       val.flags & NM_CT_F_CLOSING ? " closing" : "");
 		first = false;
 	}

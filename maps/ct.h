@@ -25,8 +25,7 @@ enum nm_ct_dir {
 };
 
 /* nm_ct_val.flags */
-#define NM_CT_F_SEEN_REPLY 0x01
-#define NM_CT_F_CLOSING 0x02
+#define NM_CT_F_CLOSING 0x01 /* FIN or RST seen: short lifetime */
 
 struct nm_ct_key {
 	__be32 saddr;
@@ -43,18 +42,21 @@ NM_ASSERT_OFF(struct nm_ct_key, sport, 8);
 NM_ASSERT_OFF(struct nm_ct_key, proto, 12);
 NM_ASSERT_OFF(struct nm_ct_key, dir, 13);
 
+/*
+ * No per-flow packet counters: bumping them would write the entry on
+ * every packet; per-reason totals live in nm_metrics_v1.
+ */
 struct nm_ct_val {
 	__u64 expires_ns; /* bpf_ktime_get_ns() deadline */
 	__u32 backend_id; /* forward entries */
 	__u32 rev_nat_id; /* both directions */
-	__u64 packets;
-	__u64 bytes;
+	__u64 created_ns; /* bpf_ktime_get_ns() at creation: the flow's age */
 	__u8 flags; /* NM_CT_F_* */
 	__u8 pad[7];
 };
-NM_ASSERT_SIZE(struct nm_ct_val, 40);
+NM_ASSERT_SIZE(struct nm_ct_val, 32);
 NM_ASSERT_OFF(struct nm_ct_val, backend_id, 8);
-NM_ASSERT_OFF(struct nm_ct_val, packets, 16);
-NM_ASSERT_OFF(struct nm_ct_val, flags, 32);
+NM_ASSERT_OFF(struct nm_ct_val, created_ns, 16);
+NM_ASSERT_OFF(struct nm_ct_val, flags, 24);
 
 #endif /* NM_MAPS_CT_H */

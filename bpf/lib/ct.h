@@ -3,9 +3,7 @@
  * Conntrack on nm_ct_v1 (see maps/ct.h for the two entries of a flow).
  * An expired entry counts as a miss. A hit only writes the entry when
  * its deadline would move by more than NM_CT_REFRESH_NS or its flags
- * change, so established traffic does not dirty the entry per packet;
- * for the same reason packets/bytes are set at creation only (per-packet
- * totals live in nm_metrics_v1).
+ * change, so established traffic does not dirty the entry per packet.
  */
 #ifndef NM_BPF_CT_H
 #define NM_BPF_CT_H
@@ -120,13 +118,14 @@ static __always_inline int nm_ct_create_reply(const struct nm_pkt *p,
 	__builtin_memset(&val, 0, sizeof(val));
 	val.expires_ns = now + nm_ct_lifetime_ns(p->proto, p->tcp_flags, 0);
 	val.rev_nat_id = rev_nat_id;
+	val.created_ns = now;
 	return bpf_map_update_elem(&nm_ct_v1, &key, &val, reply_flags);
 }
 
 static __always_inline int nm_ct_create(const struct nm_ct_key *fwd,
 					const struct nm_pkt *p, __u32 be_id,
 					__be32 be_addr, __be16 be_port,
-					__u32 rev_nat_id, __u32 len, __u64 now)
+					__u32 rev_nat_id, __u64 now)
 {
 	struct nm_ct_val val;
 	int ret;
@@ -135,8 +134,7 @@ static __always_inline int nm_ct_create(const struct nm_ct_key *fwd,
 	val.expires_ns = now + nm_ct_lifetime_ns(p->proto, p->tcp_flags, 0);
 	val.backend_id = be_id;
 	val.rev_nat_id = rev_nat_id;
-	val.packets = 1;
-	val.bytes = len;
+	val.created_ns = now;
 	ret = bpf_map_update_elem(&nm_ct_v1, fwd, &val, BPF_ANY);
 	if (ret)
 		return ret;

@@ -53,8 +53,7 @@ static __always_inline __u32 nm_svc_forward(struct __sk_buff *skb,
 		return NM_DROP_NO_BACKEND;
 	if (!now)
 		now = bpf_ktime_get_ns();
-	if (nm_ct_create(&key, p, be_id, be->addr, be->port, svc->svc_id,
-			 skb->len, now))
+	if (nm_ct_create(&key, p, be_id, be->addr, be->port, svc->svc_id, now))
 		return NM_DROP_CT_FULL;
 nat:
 	if (nm_nat_dnat(skb, p, be->addr, be->port))

@@ -352,6 +352,8 @@ static void syn_to_vip_creates_forward_and_reply_ct(void)
 	ASSERT_EQ(fwd.backend_id, id, "forward entry holds the backend");
 	ASSERT_EQ(fwd.rev_nat_id, SVC_ID, "forward entry rev-NAT id");
 	ASSERT_GT(fwd.expires_ns, before, "forward entry expiry");
+	ASSERT_GE(fwd.created_ns, before, "forward entry creation time");
+	ASSERT_LE(fwd.created_ns, now_ns(), "forward entry creation time");
 	ASSERT_LE(fwd.expires_ns, now_ns() + NM_CT_LIFETIME_SYN * 1000000000ULL,
 		  "new TCP flow gets the SYN lifetime");
 	if (!ASSERT_TRUE(ct_get(&f, be_addr(id), CLIENT, BE_PORT, CPORT,
