@@ -1,10 +1,14 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /*
  * nm_ct_v1: connection tracking, one global LRU hash, written by the
- * datapath. A service flow creates two entries: the forward one keyed by
- * the tuple the client sent (client -> VIP) holding the chosen backend,
- * and the reply one keyed by the tuple the backend answers with
- * (backend -> client) holding the rev-NAT id.
+ * datapath. A flow a pod opens (from-pod) creates two entries: FORWARD,
+ * keyed by the tuple the client sent (client -> VIP or client -> peer),
+ * holding the chosen backend for a service; and REPLY, keyed by the tuple
+ * the peer answers with (backend -> client), holding the rev-NAT id. A
+ * flow delivered to a pod (to-pod) that ingress policy allowed creates an
+ * INGRESS entry keyed by the tuple as delivered. Replies match REPLY (at
+ * the client's to-pod) or the reverse of an INGRESS entry (at the
+ * server's from-pod) and skip policy.
  */
 #ifndef NM_MAPS_CT_H
 #define NM_MAPS_CT_H
@@ -20,8 +24,9 @@
 #define NM_CT_LIFETIME_CLOSE 10
 
 enum nm_ct_dir {
-	NM_CT_FORWARD = 0, /* client -> VIP, holds backend_id */
+	NM_CT_FORWARD = 0, /* client -> VIP or peer, holds backend_id */
 	NM_CT_REPLY = 1, /* backend -> client, holds rev_nat_id */
+	NM_CT_INGRESS = 2, /* peer -> pod as delivered, passed ingress policy */
 };
 
 /* nm_ct_val.flags */

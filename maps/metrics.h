@@ -19,6 +19,10 @@ enum nm_reason {
 	NM_REASON_NOT_L4 = 5, /* ICMP and other protocols: untouched */
 	NM_REASON_FRAGMENT = 6, /* non-first IPv4 fragment: untouched */
 	NM_REASON_SVC_RESELECT = 7, /* CT hit but its backend was removed */
+	NM_REASON_POLICY_ALLOW = 8, /* new flow allowed by policy */
+	NM_REASON_CT_ESTABLISHED = 9, /* tracked non-service flow */
+	NM_REASON_CT_REPLY = 10, /* reply of a tracked flow */
+	NM_REASON_EVENT_LOST = 11, /* event ring full: event lost, not the packet */
 	/* dropped */
 	NM_DROP_TRUNC_ETH = 16, /* shorter than an Ethernet header */
 	NM_DROP_TRUNC_IPV4 = 17, /* IPv4 header truncated */
@@ -27,6 +31,8 @@ enum nm_reason {
 	NM_DROP_NO_BACKEND = 20, /* service has no active backend */
 	NM_DROP_NAT_FAILED = 21, /* packet rewrite failed */
 	NM_DROP_CT_FULL = 22, /* conntrack insert failed */
+	NM_DROP_POLICY_DENY = 23, /* a deny rule matched */
+	NM_DROP_POLICY_DEFAULT = 24, /* selected endpoint, no rule allows */
 	NM_REASON_MAX = 32,
 };
 
@@ -34,7 +40,7 @@ enum nm_reason {
 
 enum nm_metric_dir {
 	NM_DIR_FROM_POD = 0, /* tc ingress of the host-side veth */
-	NM_DIR_TO_POD = 1,
+	NM_DIR_TO_POD = 1, /* tc egress of the host-side veth */
 	NM_DIR_MAX = 2,
 };
 

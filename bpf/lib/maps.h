@@ -16,6 +16,11 @@
 #include "maps/ct.h"
 #include "maps/metrics.h"
 #include "maps/config.h"
+#include "maps/identity.h"
+#include "maps/ipcache.h"
+#include "maps/endpoint.h"
+#include "maps/policy.h"
+#include "maps/events.h"
 
 /* Frontends, written by the agent. */
 struct {
@@ -92,5 +97,42 @@ struct {
 
 NM_ASSERT_SIZE(struct nm_maglev_key, sizeof(__u32));
 NM_ASSERT_SIZE(struct nm_metrics_key, sizeof(__u32));
+
+/* Prefix -> identity and node, written by the agent. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, NM_IPCACHE_MAX);
+	__type(key, struct nm_ipcache_key);
+	__type(value, struct nm_ipcache_val);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} nm_ipcache_v1 SEC(".maps");
+
+/* Pods on this node, written by the agent (flags by the policy compiler). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, NM_ENDPOINTS_MAX);
+	__type(key, struct nm_endpoint_key);
+	__type(value, struct nm_endpoint_val);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} nm_endpoints_v1 SEC(".maps");
+
+/* Compiled policy, written by the policy compiler. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, NM_POLICY_MAX);
+	__type(key, struct nm_policy_key);
+	__type(value, struct nm_policy_val);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} nm_policy_v1 SEC(".maps");
+
+/* Policy verdict and drop events, read by 'nodemeshctl monitor'. */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, NM_EVENTS_RING_BYTES);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} nm_events_v1 SEC(".maps");
 
 #endif /* NM_BPF_MAPS_H */
