@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * Per-packet cost of the from-pod program, measured with
- * bpf_prog_test_run_opts beside the floor of an empty tc program.
+ * Per-packet cost of the lxc programs (nm_from_pod, and nm_to_pod for
+ * replies and policy), measured with bpf_prog_test_run_opts beside the
+ * floor of an empty tc program.
  * Every packet is its own run (repeat = 1, the kernel's duration), since
  * test_run does not reset a rewritten buffer between repeats. Flows
  * rotate over NR_FLOWS tuples and conntrack holds PREFILL unrelated
@@ -25,6 +26,10 @@
 #include "maps/maglev.h"
 #include "maps/revnat.h"
 #include "maps/ct.h"
+#include "maps/identity.h"
+#include "maps/ipcache.h"
+#include "maps/endpoint.h"
+#include "maps/policy.h"
 #include "tests/lib/pkt.h"
 #include "empty.skel.h"
 #include "lxc.skel.h"
@@ -32,6 +37,8 @@
 #define NR_FLOWS 4096
 #define NR_PKTS 200000 /* per figure */
 #define PREFILL 100000
+#define IPCACHE_PREFILL 10000
+#define EVENTS_BATCH 1024 /* drops between two reads of the event ring */
 #define CT_MAX 262144
 #define M NM_MAGLEV_M_DEFAULT
 #define TABLES 4
@@ -43,12 +50,24 @@
 #define VPORT htons(80)
 #define BE_PORT htons(8080)
 
+/* A local pod selected for ingress: one identity denied, one allowed. */
+#define SERVER nm_ip4(10, 0, 1, 20)
+#define SERVER_PORT htons(443)
+#define EP_SERVER 2
+#define DENIED_NET 0x0a500000 /* 10.80/16 */
+#define ALLOWED_NET 0x0a800000 /* 10.128/9 */
+#define ID_DENIED nm_identity_pack(1, 300)
+#define ID_ALLOWED nm_identity_pack(1, 301)
+
 struct bench {
 	struct empty *empty;
 	struct lxc *lxc;
 	int floor_prog;
 	int lxc_prog;
+	int to_pod_prog;
 	int ct;
+	int expect; /* tc verdict every packet must get */
+	struct ring_buffer *events; /* drained so drops keep their events */
 	size_t len; /* every packet has the same length */
 	__u8 (*pkts)[NM_PKT_MAX];
 };
@@ -139,6 +158,77 @@ static int fill_service(struct bench *b)
 	return update(svc_fd, &skey, &sval, "nm_services_v1");
 }
 
+/*
+ * SERVER, selected for ingress: DENIED_NET has an identity with a deny
+ * entry, ALLOWED_NET one with an allow entry, both on SERVER_PORT. The
+ * ipcache also holds IPCACHE_PREFILL pod addresses no packet uses.
+ */
+static int fill_policy(struct bench *b)
+{
+	int ep_fd = bpf_map__fd(b->lxc->maps.nm_endpoints_v1);
+	int ipc_fd = bpf_map__fd(b->lxc->maps.nm_ipcache_v1);
+	int pol_fd = bpf_map__fd(b->lxc->maps.nm_policy_v1);
+	struct nm_endpoint_key ekey;
+	struct nm_endpoint_val eval;
+	struct nm_ipcache_key ikey;
+	struct nm_ipcache_val ival;
+	struct nm_policy_key pkey;
+	struct nm_policy_val pval;
+	__u32 i;
+	int err;
+
+	memset(&ekey, 0, sizeof(ekey));
+	memset(&eval, 0, sizeof(eval));
+	ekey.addr = SERVER;
+	eval.identity = nm_identity_pack(1, 400);
+	eval.endpoint_id = EP_SERVER;
+	eval.flags = NM_EP_F_INGRESS_POLICY;
+	err = update(ep_fd, &ekey, &eval, "nm_endpoints_v1");
+	if (err)
+		return err;
+
+	memset(&ival, 0, sizeof(ival));
+	for (i = 0; i < IPCACHE_PREFILL; i++) {
+		memset(&ikey, 0, sizeof(ikey));
+		ikey.prefixlen = 32;
+		ikey.addr = htonl(0x0a140000 + i); /* 10.20/16 */
+		ival.identity = nm_identity_pack(2, 256 + i % 1000);
+		err = update(ipc_fd, &ikey, &ival, "nm_ipcache_v1");
+		if (err)
+			return err;
+	}
+	memset(&ikey, 0, sizeof(ikey));
+	ikey.prefixlen = 16;
+	ikey.addr = htonl(DENIED_NET);
+	ival.identity = ID_DENIED;
+	err = update(ipc_fd, &ikey, &ival, "nm_ipcache_v1");
+	if (err)
+		return err;
+	ikey.prefixlen = 9;
+	ikey.addr = htonl(ALLOWED_NET);
+	ival.identity = ID_ALLOWED;
+	err = update(ipc_fd, &ikey, &ival, "nm_ipcache_v1");
+	if (err)
+		return err;
+
+	memset(&pkey, 0, sizeof(pkey));
+	memset(&pval, 0, sizeof(pval));
+	pkey.identity = ID_DENIED;
+	pkey.endpoint_id = EP_SERVER;
+	pkey.dport = SERVER_PORT;
+	pkey.proto = IPPROTO_TCP;
+	pkey.dir = NM_POLICY_INGRESS;
+	pval.rule_id = 1;
+	pval.verdict = NM_POLICY_DENY;
+	err = update(pol_fd, &pkey, &pval, "nm_policy_v1");
+	if (err)
+		return err;
+	pkey.identity = ID_ALLOWED;
+	pval.rule_id = 2;
+	pval.verdict = NM_POLICY_ALLOW;
+	return update(pol_fd, &pkey, &pval, "nm_policy_v1");
+}
+
 /* Forward entries of tuples no benchmark packet uses. */
 static int prefill_ct(struct bench *b)
 {
@@ -189,7 +279,10 @@ static int build_flows(struct bench *b, __u32 base, __be32 daddr, __be16 dport,
 	return 0;
 }
 
-/* The replies of the flows in b->pkts, from the backend CT chose. */
+/*
+ * The replies of the flows in b->pkts, from the backend CT chose, as
+ * delivered to the client (nm_to_pod).
+ */
 static int build_replies(struct bench *b)
 {
 	int be_fd = bpf_map__fd(b->lxc->maps.nm_backends_v1);
@@ -272,6 +365,31 @@ static int delete_flows(struct bench *b)
 	return 0;
 }
 
+/* The INGRESS entries of the flows in b->pkts, so the next round is new. */
+static int delete_ingress(struct bench *b)
+{
+	struct nm_pkt_tuple t;
+	struct nm_ct_key key;
+	__u32 i;
+	int err;
+
+	for (i = 0; i < NR_FLOWS; i++) {
+		if (!nm_pkt_tuple(b->pkts[i], b->len, &t))
+			return -EINVAL;
+		memset(&key, 0, sizeof(key));
+		key.saddr = t.saddr;
+		key.daddr = t.daddr;
+		key.sport = t.sport;
+		key.dport = t.dport;
+		key.proto = t.proto;
+		key.dir = NM_CT_INGRESS;
+		err = bpf_map_delete_elem(b->ct, &key);
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
 /*
  * Run @count packets of b->pkts (rotating) through @prog, one run each;
  * adds the kernel-measured durations to *@sum_ns.
@@ -291,9 +409,14 @@ static int run_pkts(struct bench *b, int prog, __u32 count, __u64 *sum_ns)
 		err = bpf_prog_test_run_opts(prog, &opts);
 		if (err)
 			return err;
-		if (opts.retval != TC_ACT_OK)
+		if ((int)opts.retval != b->expect)
 			return -EPROTO;
 		*sum_ns += opts.duration;
+		if (i % EVENTS_BATCH == EVENTS_BATCH - 1) {
+			err = ring_buffer__consume(b->events);
+			if (err < 0)
+				return err;
+		}
 	}
 	return 0;
 }
@@ -344,6 +467,59 @@ static int figure_syn(struct bench *b)
 	return 0;
 }
 
+/*
+ * New flows to SERVER denied by an explicit deny entry, through nm_to_pod
+ * (event included). A denied flow leaves no CT entry, so rotating the
+ * same tuples keeps every packet a new flow.
+ */
+static int figure_policy_deny(struct bench *b)
+{
+	int err;
+
+	err = build_flows(b, DENIED_NET, SERVER, SERVER_PORT, NM_PKT_TCP_SYN);
+	if (err)
+		return err;
+	b->expect = TC_ACT_SHOT;
+	err = figure(b, b->to_pod_prog, "policy_deny_ns");
+	b->expect = TC_ACT_OK;
+	return err;
+}
+
+/*
+ * New flows to SERVER allowed by an identity + port entry, through
+ * nm_to_pod, INGRESS entry created: fresh tuples every round, entries
+ * removed after it (not measured).
+ */
+static int figure_policy_allow(struct bench *b)
+{
+	__u32 round, rounds = (NR_PKTS + NR_FLOWS - 1) / NR_FLOWS;
+	__u64 sum = 0;
+	int err;
+
+	for (round = 0; round < rounds; round++) {
+		err = build_flows(b, ALLOWED_NET + round * 256, SERVER,
+				  SERVER_PORT, NM_PKT_TCP_SYN);
+		if (err)
+			return err;
+		err = run_pkts(b, b->to_pod_prog, NR_FLOWS, &sum);
+		if (err)
+			return err;
+		err = delete_ingress(b);
+		if (err)
+			return err;
+	}
+	print_figure("policy_allow_new_flow_ns", sum, rounds * NR_FLOWS);
+	return 0;
+}
+
+static int on_event(void *ctx, void *data, size_t size)
+{
+	(void)ctx;
+	(void)data;
+	(void)size;
+	return 0;
+}
+
 static int setup(struct bench *b)
 {
 	int err;
@@ -373,8 +549,17 @@ static int setup(struct bench *b)
 		return err;
 	b->floor_prog = bpf_program__fd(b->empty->progs.nm_empty);
 	b->lxc_prog = bpf_program__fd(b->lxc->progs.nm_from_pod);
+	b->to_pod_prog = bpf_program__fd(b->lxc->progs.nm_to_pod);
 	b->ct = bpf_map__fd(b->lxc->maps.nm_ct_v1);
+	b->expect = TC_ACT_OK;
+	b->events = ring_buffer__new(bpf_map__fd(b->lxc->maps.nm_events_v1),
+				     on_event, NULL, NULL);
+	if (!b->events)
+		return -errno;
 	err = fill_service(b);
+	if (err)
+		return err;
+	err = fill_policy(b);
 	if (err)
 		return err;
 	return prefill_ct(b);
@@ -414,7 +599,10 @@ int main(void)
 		goto out;
 	}
 
-	/* Not a service, no CT reply entry: the pass path (and the floor). */
+	/*
+	 * Not a service (and the floor): the warm-up pass opens the flows,
+	 * the measured packets are tracked ones (one FORWARD hit).
+	 */
 	err = build_flows(&b, 0x0a400000, nm_ip4(10, 200, 0, 1), VPORT,
 			  NM_PKT_TCP_ACK);
 	if (!err)
@@ -439,11 +627,16 @@ int main(void)
 	if (!err)
 		err = build_replies(&b);
 	if (!err)
-		err = figure(&b, b.lxc_prog, "reply_revnat_ns");
+		err = figure(&b, b.to_pod_prog, "reply_revnat_ns");
+	if (!err)
+		err = figure_policy_deny(&b);
+	if (!err)
+		err = figure_policy_allow(&b);
 	if (err)
 		fprintf(stderr, "bench: failed to run lxc figures: %s\n",
 			strerror(err < 0 ? -err : err));
 out:
+	ring_buffer__free(b.events);
 	lxc__destroy(b.lxc);
 	empty__destroy(b.empty);
 	free(b.pkts);

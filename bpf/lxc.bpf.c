@@ -2,12 +2,17 @@
 /*
  * tc programs on the host side of each pod's veth.
  *
- * from-pod (tc ingress): sees both clients' requests and backends'
- * replies. Parse; a packet to a service frontend is load-balanced and
- * DNATed to a backend; a reply of a service flow is rewritten back to
- * the frontend; everything else passes untouched. Every verdict is
- * counted in nm_metrics_v1; drops only for malformed packets and
- * service flows that cannot be served. The stack routes the result.
+ * nm_from_pod (tc ingress): what a pod sends. A packet to a service
+ * frontend is load-balanced and DNATed to a backend; egress policy of
+ * the pod decides new flows (after translation, against the backend);
+ * everything is tracked in conntrack.
+ *
+ * nm_to_pod (tc egress): what is delivered to a pod. Replies of flows
+ * the pod opened pass (service replies rewritten back to the frontend);
+ * new inbound flows go through the pod's ingress policy.
+ *
+ * Every verdict is counted in nm_metrics_v1; every drop is reported in
+ * nm_events_v1. The stack routes the result.
  */
 #include <linux/bpf.h>
 #include <linux/pkt_cls.h>
@@ -15,15 +20,21 @@
 
 #include "bpf/lib/maps.h"
 #include "bpf/lib/parse.h"
+#include "bpf/lib/ct.h"
 #include "bpf/lib/svc.h"
-#include "bpf/lib/metrics.h"
+#include "bpf/lib/flow.h"
+#include "bpf/lib/events.h"
 
 /* Maglev table size M, set by the loader through the skeleton's rodata. */
 const volatile __u32 nm_cfg_maglev_m = NM_MAGLEV_M_DEFAULT;
+/* Also report new flows that policy allowed (drops are always reported). */
+const volatile __u8 nm_cfg_events_allow = 0;
 
 SEC("tc")
 int nm_from_pod(struct __sk_buff *skb)
 {
+	struct nm_policy_res res = {};
+	struct nm_ct_key key = {};
 	__u32 len = skb->len;
 	struct nm_svc_val *svc;
 	struct nm_pkt pkt;
@@ -33,14 +44,36 @@ int nm_from_pod(struct __sk_buff *skb)
 	if (reason != NM_PARSE_L4)
 		goto out;
 
+	nm_ct_key_pkt(&key, &pkt, NM_CT_FORWARD);
 	svc = nm_lb_lookup_svc(&pkt);
 	if (svc)
-		reason = nm_svc_forward(skb, &pkt, svc, nm_cfg_maglev_m);
+		reason = nm_svc_forward(skb, &pkt, svc, nm_cfg_maglev_m, &key,
+					&res);
 	else
-		reason = nm_svc_reply(skb, &pkt);
+		reason = nm_flow_from_pod(&pkt, &key, &res);
 out:
-	nm_metrics_inc(NM_DIR_FROM_POD, reason, len);
-	return NM_REASON_IS_DROP(reason) ? TC_ACT_SHOT : TC_ACT_OK;
+	return nm_account(NM_DIR_FROM_POD, reason, len, &key, &res,
+			  nm_cfg_events_allow);
+}
+
+SEC("tc")
+int nm_to_pod(struct __sk_buff *skb)
+{
+	struct nm_policy_res res = {};
+	struct nm_ct_key key = {};
+	__u32 len = skb->len;
+	struct nm_pkt pkt;
+	__u32 reason;
+
+	reason = nm_parse(skb, &pkt);
+	if (reason != NM_PARSE_L4)
+		goto out;
+
+	nm_ct_key_pkt(&key, &pkt, NM_CT_REPLY);
+	reason = nm_flow_to_pod(skb, &pkt, &key, &res);
+out:
+	return nm_account(NM_DIR_TO_POD, reason, len, &key, &res,
+			  nm_cfg_events_allow);
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -28,7 +28,7 @@ struct nm_endpoint_val {
 	__u8 mac[6]; /* the pod's eth0 */
 	__u8 flags; /* NM_EP_F_* */
 	__u8 pad;
-	__u32 pad2;
+	__u32 pad2[2]; /* explicit tail: identity makes the struct 8-aligned */
 };
 NM_ASSERT_SIZE(struct nm_endpoint_val, 32);
 NM_ASSERT_OFF(struct nm_endpoint_val, ifindex, 8);

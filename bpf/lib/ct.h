@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /*
- * Conntrack on nm_ct_v1 (see maps/ct.h for the two entries of a flow).
- * An expired entry counts as a miss. A hit only writes the entry when
- * its deadline would move by more than NM_CT_REFRESH_NS or its flags
- * change, so established traffic does not dirty the entry per packet.
+ * Conntrack on nm_ct_v1 (see maps/ct.h for the scopes of an entry:
+ * FORWARD and REPLY for a flow a pod opens, INGRESS for one delivered
+ * to a pod). An expired entry counts as a miss. A hit only writes the
+ * entry when its deadline would move by more than NM_CT_REFRESH_NS or
+ * its flags change, so established traffic does not dirty the entry per
+ * packet.
  */
 #ifndef NM_BPF_CT_H
 #define NM_BPF_CT_H
@@ -92,7 +94,7 @@ static __always_inline void nm_ct_key_reply(struct nm_ct_key *key,
 					    const struct nm_pkt *p,
 					    __be32 be_addr, __be16 be_port)
 {
-	__builtin_memset(key, 0, sizeof(*key));
+	__builtin_memset(key, 0, sizeof(key[0]));
 	key->saddr = be_addr;
 	key->daddr = p->ip->saddr;
 	key->sport = be_port;
@@ -101,41 +103,63 @@ static __always_inline void nm_ct_key_reply(struct nm_ct_key *key,
 	key->dir = NM_CT_REPLY;
 }
 
-/*
- * Create (or overwrite) the forward entry @fwd and the reply entry of a
- * flow to backend @be_id at @be_addr:@be_port. @reply_flags is BPF_ANY
- * on creation, BPF_NOEXIST to only restore an evicted reply entry.
- */
-static __always_inline int nm_ct_create_reply(const struct nm_pkt *p,
-					      __be32 be_addr, __be16 be_port,
-					      __u32 rev_nat_id, __u64 now,
-					      __u64 reply_flags)
+/* Key of the reverse of tuple @t (what its peer sends back), scope @dir. */
+static __always_inline void
+nm_ct_key_reverse(struct nm_ct_key *key, const struct nm_ct_key *t, __u8 dir)
 {
-	struct nm_ct_key key;
-	struct nm_ct_val val;
-
-	nm_ct_key_reply(&key, p, be_addr, be_port);
-	__builtin_memset(&val, 0, sizeof(val));
-	val.expires_ns = now + nm_ct_lifetime_ns(p->proto, p->tcp_flags, 0);
-	val.rev_nat_id = rev_nat_id;
-	val.created_ns = now;
-	return bpf_map_update_elem(&nm_ct_v1, &key, &val, reply_flags);
+	__builtin_memset(key, 0, sizeof(key[0]));
+	key->saddr = t->daddr;
+	key->daddr = t->saddr;
+	key->sport = t->dport;
+	key->dport = t->sport;
+	key->proto = t->proto;
+	key->dir = dir;
 }
 
-static __always_inline int nm_ct_create(const struct nm_ct_key *fwd,
+/* Insert one entry for @key, created by packet @p at @now. */
+static __always_inline int nm_ct_insert(const struct nm_ct_key *key,
 					const struct nm_pkt *p, __u32 be_id,
-					__be32 be_addr, __be16 be_port,
-					__u32 rev_nat_id, __u64 now)
+					__u32 rev_nat_id, __u64 now,
+					__u64 map_flags)
 {
 	struct nm_ct_val val;
-	int ret;
 
 	__builtin_memset(&val, 0, sizeof(val));
 	val.expires_ns = now + nm_ct_lifetime_ns(p->proto, p->tcp_flags, 0);
 	val.backend_id = be_id;
 	val.rev_nat_id = rev_nat_id;
 	val.created_ns = now;
-	ret = bpf_map_update_elem(&nm_ct_v1, fwd, &val, BPF_ANY);
+	return bpf_map_update_elem(&nm_ct_v1, key, &val, map_flags);
+}
+
+/*
+ * Create the reply entry of a flow to @be_addr:@be_port (the backend, or
+ * the peer itself when not a service). @map_flags is BPF_ANY on
+ * creation, BPF_NOEXIST to only restore an evicted reply entry.
+ */
+static __always_inline int nm_ct_create_reply(const struct nm_pkt *p,
+					      __be32 be_addr, __be16 be_port,
+					      __u32 rev_nat_id, __u64 now,
+					      __u64 map_flags)
+{
+	struct nm_ct_key key;
+
+	nm_ct_key_reply(&key, p, be_addr, be_port);
+	return nm_ct_insert(&key, p, 0, rev_nat_id, now, map_flags);
+}
+
+/*
+ * Create (or overwrite) the forward entry @fwd and the reply entry of a
+ * flow a pod opens toward backend @be_id at @be_addr:@be_port.
+ */
+static __always_inline int nm_ct_create(const struct nm_ct_key *fwd,
+					const struct nm_pkt *p, __u32 be_id,
+					__be32 be_addr, __be16 be_port,
+					__u32 rev_nat_id, __u64 now)
+{
+	int ret;
+
+	ret = nm_ct_insert(fwd, p, be_id, rev_nat_id, now, BPF_ANY);
 	if (ret)
 		return ret;
 	return nm_ct_create_reply(p, be_addr, be_port, rev_nat_id, now,

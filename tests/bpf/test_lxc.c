@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * Tests of the from-pod program (bpf/lxc.bpf.c): the real object with
- * unpinned maps, filled by the test, packets run through
- * bpf_prog_test_run_opts. One behaviour per test.
+ * Tests of the service and conntrack paths of bpf/lxc.bpf.c (nm_from_pod,
+ * and nm_to_pod for replies): the real object with unpinned maps, filled
+ * by the test, packets run through bpf_prog_test_run_opts. One behaviour
+ * per test. Policy has its own suite (test_policy.c).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -16,273 +17,8 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
-#include "maps/service.h"
-#include "maps/backend.h"
-#include "maps/maglev.h"
-#include "maps/revnat.h"
-#include "maps/ct.h"
-#include "maps/metrics.h"
-#include "tests/lib/pkt.h"
+#include "tests/lib/lxc_fx.h"
 #include "tests/lib/test.h"
-#include "lxc.skel.h"
-
-/* Small tables keep each test's load and fill cheap. */
-#define TEST_M 1021
-#define TEST_TABLES 4
-#define TEST_CT_MAX 4096
-
-#define SVC_ID 7
-#define VIP nm_ip4(10, 96, 0, 10)
-#define VPORT htons(80)
-#define CLIENT nm_ip4(10, 0, 1, 5)
-#define CPORT htons(40000)
-#define BE_PORT htons(8080)
-#define NR_BE 3
-
-struct fx {
-	struct lxc *skel;
-	int prog;
-	int svc;
-	int be;
-	int maglev;
-	int revnat;
-	int ct;
-	int metrics;
-};
-
-struct run {
-	__u8 out[NM_PKT_MAX];
-	__u32 len;
-	__u32 verdict;
-};
-
-static __be32 be_addr(__u32 id)
-{
-	return nm_ip4(10, 0, 2, 10 + id);
-}
-
-/* Backend id of an address made by be_addr(), 0 if it is none of them. */
-static __u32 be_id_of(__be32 addr)
-{
-	__u32 id;
-
-	for (id = 1; id <= NR_BE; id++)
-		if (be_addr(id) == addr)
-			return id;
-	return 0;
-}
-
-static void fx_teardown(struct fx *f)
-{
-	lxc__destroy(f->skel);
-	f->skel = NULL;
-}
-
-/* Open and load lxc with every map unpinned: tests never see bpffs. */
-static bool fx_setup(struct fx *f)
-{
-	struct bpf_map *map;
-	int err;
-
-	memset(f, 0, sizeof(*f));
-	f->skel = lxc__open();
-	if (!ASSERT_TRUE(f->skel, "open lxc skeleton"))
-		return false;
-	bpf_object__for_each_map(map, f->skel->obj) {
-		err = bpf_map__set_pin_path(map, NULL);
-		if (!ASSERT_OK(err, "unpin map"))
-			goto fail;
-	}
-	f->skel->rodata->nm_cfg_maglev_m = TEST_M;
-	err = bpf_map__set_max_entries(f->skel->maps.nm_maglev_v1,
-				       TEST_TABLES * TEST_M);
-	if (!ASSERT_OK(err, "size nm_maglev_v1"))
-		goto fail;
-	err = bpf_map__set_max_entries(f->skel->maps.nm_ct_v1, TEST_CT_MAX);
-	if (!ASSERT_OK(err, "size nm_ct_v1"))
-		goto fail;
-	err = lxc__load(f->skel);
-	if (!ASSERT_OK(err, "load lxc"))
-		goto fail;
-
-	f->prog = bpf_program__fd(f->skel->progs.nm_from_pod);
-	f->svc = bpf_map__fd(f->skel->maps.nm_services_v1);
-	f->be = bpf_map__fd(f->skel->maps.nm_backends_v1);
-	f->maglev = bpf_map__fd(f->skel->maps.nm_maglev_v1);
-	f->revnat = bpf_map__fd(f->skel->maps.nm_revnat_v1);
-	f->ct = bpf_map__fd(f->skel->maps.nm_ct_v1);
-	f->metrics = bpf_map__fd(f->skel->maps.nm_metrics_v1);
-	return true;
-fail:
-	fx_teardown(f);
-	return false;
-}
-
-static bool set_service(struct fx *f, __u8 proto, __u32 table, __u16 count,
-			__u8 algo)
-{
-	struct nm_svc_key key;
-	struct nm_svc_val val;
-	int err;
-
-	memset(&key, 0, sizeof(key));
-	memset(&val, 0, sizeof(val));
-	key.vip = VIP;
-	key.dport = VPORT;
-	key.proto = proto;
-	val.svc_id = SVC_ID;
-	val.table_id = table;
-	val.backend_count = count;
-	val.algo = algo;
-	err = bpf_map_update_elem(f->svc, &key, &val, BPF_ANY);
-	return ASSERT_OK(err, "update nm_services_v1");
-}
-
-static bool set_backend(struct fx *f, __u32 id, __u8 proto)
-{
-	struct nm_backend_key key;
-	struct nm_backend_val val;
-	int err;
-
-	memset(&key, 0, sizeof(key));
-	memset(&val, 0, sizeof(val));
-	key.backend_id = id;
-	val.addr = be_addr(id);
-	val.port = BE_PORT;
-	val.proto = proto;
-	val.state = NM_BE_ACTIVE;
-	val.svc_id = SVC_ID;
-	val.weight = 1;
-	err = bpf_map_update_elem(f->be, &key, &val, BPF_ANY);
-	return ASSERT_OK(err, "update nm_backends_v1");
-}
-
-/* Slot s of @table gets ids[s % n]; the datapath only reads slots. */
-static bool fill_table(struct fx *f, __u32 table, const __u32 *ids, size_t n)
-{
-	struct nm_maglev_key key;
-	struct nm_maglev_val val;
-	__u32 s;
-	int err;
-
-	for (s = 0; s < TEST_M; s++) {
-		memset(&key, 0, sizeof(key));
-		key.index = table * TEST_M + s;
-		val.backend_id = n ? ids[s % n] : 0;
-		err = bpf_map_update_elem(f->maglev, &key, &val, BPF_ANY);
-		if (!ASSERT_OK(err, "update nm_maglev_v1"))
-			return false;
-	}
-	return true;
-}
-
-static bool set_revnat(struct fx *f)
-{
-	struct nm_revnat_key key;
-	struct nm_revnat_val val;
-	int err;
-
-	memset(&key, 0, sizeof(key));
-	memset(&val, 0, sizeof(val));
-	key.rev_nat_id = SVC_ID;
-	val.vip = VIP;
-	val.port = VPORT;
-	err = bpf_map_update_elem(f->revnat, &key, &val, BPF_ANY);
-	return ASSERT_OK(err, "update nm_revnat_v1");
-}
-
-/* VIP:80/@proto with backends 1..3 in table 0, and its rev-NAT entry. */
-static bool svc_basic(struct fx *f, __u8 proto, __u8 algo)
-{
-	static const __u32 ids[NR_BE] = { 1, 2, 3 };
-	__u32 id;
-
-	for (id = 1; id <= NR_BE; id++)
-		if (!set_backend(f, id, proto))
-			return false;
-	return fill_table(f, 0, ids, NR_BE) &&
-	       set_service(f, proto, 0, NR_BE, algo) && set_revnat(f);
-}
-
-static size_t build(void *buf, __be32 saddr, __be16 sport, __be32 daddr,
-		    __be16 dport, __u8 proto, __u8 tcp_flags)
-{
-	struct nm_pkt_spec s = {
-		.saddr = saddr,
-		.daddr = daddr,
-		.sport = sport,
-		.dport = dport,
-		.proto = proto,
-		.tcp_flags = tcp_flags,
-		.payload_len = 32,
-	};
-
-	return nm_pkt_build(buf, NM_PKT_MAX, &s);
-}
-
-static bool run_pkt(struct fx *f, const void *in, size_t len, struct run *r)
-{
-	LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = in, .data_size_in = len,
-		    .data_out = r->out, .data_size_out = sizeof(r->out),
-		    .repeat = 1);
-	int err;
-
-	err = bpf_prog_test_run_opts(f->prog, &opts);
-	if (!ASSERT_OK(err, "bpf_prog_test_run_opts"))
-		return false;
-	r->len = opts.data_size_out;
-	r->verdict = opts.retval;
-	return true;
-}
-
-/* Packets counted for @reason in the from-pod direction, all CPUs. */
-static __u64 metric(struct fx *f, __u32 reason)
-{
-	int ncpu = libbpf_num_possible_cpus();
-	struct nm_metrics_val *vals = NULL;
-	struct nm_metrics_key key;
-	__u64 sum = 0;
-	int i, err;
-
-	if (!ASSERT_GT(ncpu, 0, "libbpf_num_possible_cpus"))
-		goto out;
-	vals = calloc(ncpu, sizeof(*vals));
-	if (!ASSERT_TRUE(vals, "calloc metrics"))
-		goto out;
-	memset(&key, 0, sizeof(key));
-	key.index = NM_DIR_FROM_POD * NM_REASON_MAX + reason;
-	err = bpf_map_lookup_elem(f->metrics, &key, vals);
-	if (!ASSERT_OK(err, "lookup nm_metrics_v1"))
-		goto out;
-	for (i = 0; i < ncpu; i++)
-		sum += vals[i].packets;
-out:
-	free(vals);
-	return sum;
-}
-
-static bool ct_get(struct fx *f, __be32 saddr, __be32 daddr, __be16 sport,
-		   __be16 dport, __u8 proto, __u8 dir, struct nm_ct_val *val)
-{
-	struct nm_ct_key key;
-
-	memset(&key, 0, sizeof(key));
-	key.saddr = saddr;
-	key.daddr = daddr;
-	key.sport = sport;
-	key.dport = dport;
-	key.proto = proto;
-	key.dir = dir;
-	return bpf_map_lookup_elem(f->ct, &key, val) == 0;
-}
-
-static __u64 now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (__u64)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
-}
 
 /* Send client:@sport -> VIP and return the backend id it was DNATed to. */
 static __u32 send_to_vip(struct fx *f, __be16 sport, __u8 proto, __u8 flags)
@@ -493,6 +229,7 @@ out:
 	fx_teardown(&f);
 }
 
+/* Replies are reverse-NATed on delivery to the client, by nm_to_pod. */
 static void reply_from_backend_is_revnat_to_vip(void)
 {
 	__u8 in[NM_PKT_MAX];
@@ -511,7 +248,7 @@ static void reply_from_backend_is_revnat_to_vip(void)
 		goto out;
 	len = build(in, be_addr(id), BE_PORT, CLIENT, CPORT, IPPROTO_TCP,
 		    NM_PKT_TCP_SYN | NM_PKT_TCP_ACK);
-	if (!run_pkt(&f, in, len, &r))
+	if (!run_prog(&f, f.to_pod, in, len, &r))
 		goto out;
 	ASSERT_EQ(r.verdict, TC_ACT_OK, "verdict");
 	if (!ASSERT_TRUE(nm_pkt_tuple(r.out, r.len, &t), "parse output"))
@@ -522,7 +259,8 @@ static void reply_from_backend_is_revnat_to_vip(void)
 	ASSERT_EQ(t.dport, CPORT, "dport unchanged");
 	ASSERT_TRUE(nm_pkt_ip_csum_ok(r.out, r.len), "IPv4 checksum");
 	ASSERT_TRUE(nm_pkt_l4_csum_ok(r.out, r.len), "TCP checksum");
-	ASSERT_EQ(metric(&f, NM_REASON_REVNAT), 1, "REVNAT counted");
+	ASSERT_EQ(metric_dir(&f, NM_DIR_TO_POD, NM_REASON_REVNAT), 1,
+		  "REVNAT counted at to-pod");
 out:
 	fx_teardown(&f);
 }
@@ -544,7 +282,7 @@ static void udp_reply_from_backend_is_revnat_to_vip(void)
 	if (!ASSERT_NEQ(id, 0, "DNAT to a backend"))
 		goto out;
 	len = build(in, be_addr(id), BE_PORT, CLIENT, CPORT, IPPROTO_UDP, 0);
-	if (!run_pkt(&f, in, len, &r))
+	if (!run_prog(&f, f.to_pod, in, len, &r))
 		goto out;
 	ASSERT_EQ(r.verdict, TC_ACT_OK, "verdict");
 	if (!ASSERT_TRUE(nm_pkt_tuple(r.out, r.len, &t), "parse output"))
@@ -553,7 +291,162 @@ static void udp_reply_from_backend_is_revnat_to_vip(void)
 	ASSERT_EQ(t.sport, VPORT, "sport is the frontend port");
 	ASSERT_TRUE(nm_pkt_ip_csum_ok(r.out, r.len), "IPv4 checksum");
 	ASSERT_TRUE(nm_pkt_l4_csum_ok(r.out, r.len), "UDP checksum");
-	ASSERT_EQ(metric(&f, NM_REASON_REVNAT), 1, "REVNAT counted");
+	ASSERT_EQ(metric_dir(&f, NM_DIR_TO_POD, NM_REASON_REVNAT), 1,
+		  "REVNAT counted at to-pod");
+out:
+	fx_teardown(&f);
+}
+
+/* The rev-NAT moved to nm_to_pod: at from-pod a reply leaves as sent. */
+static void reply_at_from_pod_is_not_rewritten(void)
+{
+	__u8 in[NM_PKT_MAX];
+	struct run r;
+	struct fx f;
+	size_t len;
+	__u32 id;
+
+	if (!fx_setup(&f))
+		return;
+	if (!svc_basic(&f, IPPROTO_TCP, NM_LB_MAGLEV))
+		goto out;
+	id = send_to_vip(&f, CPORT, IPPROTO_TCP, NM_PKT_TCP_SYN);
+	if (!ASSERT_NEQ(id, 0, "DNAT to a backend"))
+		goto out;
+	len = build(in, be_addr(id), BE_PORT, CLIENT, CPORT, IPPROTO_TCP,
+		    NM_PKT_TCP_SYN | NM_PKT_TCP_ACK);
+	if (!run_pkt(&f, in, len, &r))
+		goto out;
+	ASSERT_EQ(r.verdict, TC_ACT_OK, "verdict");
+	if (ASSERT_EQ(r.len, len, "output length"))
+		ASSERT_MEMEQ(r.out, in, len, "packet untouched");
+	ASSERT_EQ(metric(&f, NM_REASON_REVNAT), 0, "no REVNAT at from-pod");
+out:
+	fx_teardown(&f);
+}
+
+/*
+ * Client and backend both local pods: SYN through the client's from-pod
+ * and the backend's to-pod, SYN-ACK through the backend's from-pod and
+ * the client's to-pod, which rewrites it back to the VIP.
+ */
+static void service_round_trip_through_both_programs(void)
+{
+	__u8 in[NM_PKT_MAX], fwd[NM_PKT_MAX];
+	struct nm_pkt_tuple t;
+	struct nm_ct_val ct;
+	struct run r;
+	struct fx f;
+	size_t len;
+	__u32 id;
+
+	if (!fx_setup(&f))
+		return;
+	if (!svc_basic(&f, IPPROTO_TCP, NM_LB_MAGLEV) ||
+	    !set_endpoint(&f, CLIENT, 1, nm_identity_pack(1, 300), 0))
+		goto out;
+	for (id = 1; id <= NR_BE; id++)
+		if (!set_endpoint(&f, be_addr(id), 10 + id,
+				  nm_identity_pack(1, 400), 0))
+			goto out;
+
+	len = build(in, CLIENT, CPORT, VIP, VPORT, IPPROTO_TCP, NM_PKT_TCP_SYN);
+	if (!run_pkt(&f, in, len, &r) ||
+	    !ASSERT_EQ(r.verdict, TC_ACT_OK, "client from-pod verdict") ||
+	    !ASSERT_TRUE(nm_pkt_tuple(r.out, r.len, &t), "parse DNAT output"))
+		goto out;
+	id = be_id_of(t.daddr);
+	if (!ASSERT_NEQ(id, 0, "DNAT to a backend"))
+		goto out;
+	memcpy(fwd, r.out, r.len);
+	if (!run_prog(&f, f.to_pod, fwd, len, &r))
+		goto out;
+	ASSERT_EQ(r.verdict, TC_ACT_OK, "backend to-pod verdict");
+	ASSERT_TRUE(ct_get(&f, CLIENT, be_addr(id), CPORT, BE_PORT, IPPROTO_TCP,
+			   NM_CT_INGRESS, &ct),
+		    "ingress entry at the backend");
+
+	len = build(in, be_addr(id), BE_PORT, CLIENT, CPORT, IPPROTO_TCP,
+		    NM_PKT_TCP_SYN | NM_PKT_TCP_ACK);
+	if (!run_pkt(&f, in, len, &r))
+		goto out;
+	ASSERT_EQ(r.verdict, TC_ACT_OK, "backend from-pod verdict");
+	ASSERT_EQ(metric(&f, NM_REASON_CT_REPLY), 1,
+		  "answer to an ingress flow counted CT_REPLY");
+	if (!run_prog(&f, f.to_pod, r.out, r.len, &r))
+		goto out;
+	ASSERT_EQ(r.verdict, TC_ACT_OK, "client to-pod verdict");
+	if (!ASSERT_TRUE(nm_pkt_tuple(r.out, r.len, &t), "parse reply"))
+		goto out;
+	ASSERT_EQ(t.saddr, VIP, "reply comes from the VIP");
+	ASSERT_EQ(t.sport, VPORT, "reply comes from the frontend port");
+	ASSERT_TRUE(nm_pkt_l4_csum_ok(r.out, r.len), "TCP checksum");
+out:
+	fx_teardown(&f);
+}
+
+static void non_service_flow_creates_forward_and_reply_ct(void)
+{
+	__be32 peer = nm_ip4(10, 0, 3, 1);
+	struct nm_ct_val fwd, rep;
+	__u8 in[NM_PKT_MAX];
+	struct run r;
+	struct fx f;
+	size_t len;
+
+	if (!fx_setup(&f))
+		return;
+	len = build(in, CLIENT, CPORT, peer, VPORT, IPPROTO_TCP,
+		    NM_PKT_TCP_SYN);
+	if (!run_pkt(&f, in, len, &r))
+		goto out;
+	ASSERT_EQ(r.verdict, TC_ACT_OK, "verdict");
+	if (ASSERT_TRUE(ct_get(&f, CLIENT, peer, CPORT, VPORT, IPPROTO_TCP,
+			       NM_CT_FORWARD, &fwd),
+			"forward entry exists"))
+		ASSERT_EQ(fwd.backend_id, 0, "no backend");
+	if (ASSERT_TRUE(ct_get(&f, peer, CLIENT, VPORT, CPORT, IPPROTO_TCP,
+			       NM_CT_REPLY, &rep),
+			"reply entry exists"))
+		ASSERT_EQ(rep.rev_nat_id, 0, "no rev-NAT");
+	build(in, CLIENT, CPORT, peer, VPORT, IPPROTO_TCP, NM_PKT_TCP_ACK);
+	if (!run_pkt(&f, in, len, &r))
+		goto out;
+	ASSERT_EQ(metric(&f, NM_REASON_CT_ESTABLISHED), 1,
+		  "second packet counted CT_ESTABLISHED");
+	build(in, peer, VPORT, CLIENT, CPORT, IPPROTO_TCP,
+	      NM_PKT_TCP_SYN | NM_PKT_TCP_ACK);
+	if (!run_prog(&f, f.to_pod, in, len, &r))
+		goto out;
+	ASSERT_EQ(r.verdict, TC_ACT_OK, "reply verdict at to-pod");
+	ASSERT_EQ(metric_dir(&f, NM_DIR_TO_POD, NM_REASON_CT_REPLY), 1,
+		  "reply counted CT_REPLY at to-pod");
+out:
+	fx_teardown(&f);
+}
+
+static void to_pod_for_a_non_endpoint_passes_untouched(void)
+{
+	__u8 in[NM_PKT_MAX];
+	struct nm_ct_val ct;
+	struct run r;
+	struct fx f;
+	size_t len;
+
+	if (!fx_setup(&f))
+		return;
+	len = build(in, nm_ip4(10, 0, 3, 1), CPORT, CLIENT, VPORT, IPPROTO_TCP,
+		    NM_PKT_TCP_SYN);
+	if (!run_prog(&f, f.to_pod, in, len, &r))
+		goto out;
+	ASSERT_EQ(r.verdict, TC_ACT_OK, "verdict");
+	if (ASSERT_EQ(r.len, len, "output length"))
+		ASSERT_MEMEQ(r.out, in, len, "packet untouched");
+	ASSERT_EQ(metric_dir(&f, NM_DIR_TO_POD, NM_REASON_PASS), 1,
+		  "PASS counted at to-pod");
+	ASSERT_TRUE(!ct_get(&f, nm_ip4(10, 0, 3, 1), CLIENT, CPORT, VPORT,
+			    IPPROTO_TCP, NM_CT_INGRESS, &ct),
+		    "no ingress entry");
 out:
 	fx_teardown(&f);
 }
@@ -971,6 +864,10 @@ static const struct nm_test tests[] = {
 	NM_TEST(random_algo_picks_a_backend),
 	NM_TEST(reply_from_backend_is_revnat_to_vip),
 	NM_TEST(udp_reply_from_backend_is_revnat_to_vip),
+	NM_TEST(reply_at_from_pod_is_not_rewritten),
+	NM_TEST(service_round_trip_through_both_programs),
+	NM_TEST(non_service_flow_creates_forward_and_reply_ct),
+	NM_TEST(to_pod_for_a_non_endpoint_passes_untouched),
 	NM_TEST(non_vip_tcp_passes_untouched),
 	NM_TEST(vip_on_other_port_passes_untouched),
 	NM_TEST(icmp_to_vip_passes_untouched),
