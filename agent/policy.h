@@ -32,6 +32,9 @@ struct nm_error {
 	char reason[512];
 };
 
+/* "file:line: reason" ("file: reason" when line is 0) into @buf. */
+const char *nm_error_str(const struct nm_error *err, char *buf, size_t len);
+
 enum nm_sel_op {
 	NM_SEL_IN = 0,
 	NM_SEL_NOT_IN = 1,
@@ -56,6 +59,8 @@ bool nm_selector_match(const struct nm_selector *s,
 		       const struct nm_labels *labels);
 /* Does the selector constrain @key at all (any expression on it)? */
 bool nm_selector_has_key(const struct nm_selector *s, const char *key);
+/* Free the expressions and values a selector owns; leaves it empty. */
+void nm_selector_free(struct nm_selector *s);
 
 struct nm_port_rule {
 	__u16 port; /* 1..65535 */
@@ -165,8 +170,10 @@ struct nm_compiled {
 };
 
 /*
- * The CIDRs the set's rules mention, sorted and unique: the caller gives
- * each a CIDR identity and an ipcache entry before compiling.
+ * The CIDRs the set's rules mention, sorted (address, then length) and
+ * unique: the caller gives each a CIDR identity and an ipcache entry
+ * before compiling. 0.0.0.0/0 is left out: it compiles to NM_ID_WORLD,
+ * the identity of an ipcache miss. *out is NULL when *n is 0.
  */
 int nm_policy_cidrs(const struct nm_policy_set *set, struct nm_cidr **out,
 		    size_t *n);
