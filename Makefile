@@ -22,7 +22,7 @@ DEPFLAGS = -MMD -MP
 CFLAGS ?= -O2 -g
 CFLAGS += -std=gnu11 -Wall -Wextra -Werror -I. -I$(BUILD)/skel \
 	  $(shell pkg-config --cflags json-c 2>/dev/null)
-LDLIBS_AGENT := -lbpf -lelf -lz
+LDLIBS_AGENT := -lbpf -lelf -lz -lyaml $(shell pkg-config --libs json-c 2>/dev/null || echo -ljson-c)
 LDLIBS_CMOCKA := -lcmocka
 
 BPF_CFLAGS := -target bpf -O2 -g -Wall -Wextra -Werror -D__TARGET_ARCH_$(ARCH) \

@@ -312,40 +312,66 @@ void nm_datapath_close(struct nm_datapath *dp)
 	free(dp);
 }
 
-int nm_datapath_prog_fd(const struct nm_datapath *dp)
+const char *nm_tc_prog_name(enum nm_tc_hook hook)
 {
-	return bpf_program__fd(dp->skel->progs.nm_from_pod);
+	return hook == NM_TC_TO_POD ? "nm_to_pod" : "nm_from_pod";
 }
 
-static int iface_index(const char *ifname, const char *verb)
+const char *nm_tc_hook_name(enum nm_tc_hook hook)
+{
+	return hook == NM_TC_TO_POD ? "egress" : "ingress";
+}
+
+int nm_datapath_prog_fd(const struct nm_datapath *dp, enum nm_tc_hook hook)
+{
+	struct bpf_program *prog;
+
+	/* By name: an object without nm_to_pod is reported, not a crash. */
+	prog = bpf_object__find_program_by_name(dp->skel->obj,
+						nm_tc_prog_name(hook));
+	if (!prog) {
+		pr_warn("failed to find program %s in lxc datapath on %s: not in the object",
+			nm_tc_prog_name(hook), dp->pin_root);
+		return -ENOENT;
+	}
+	return bpf_program__fd(prog);
+}
+
+static int iface_index(const char *ifname, const char *verb,
+		       enum nm_tc_hook hook)
 {
 	unsigned int ifindex = if_nametoindex(ifname);
 
 	if (!ifindex) {
 		int err = -errno;
 
-		pr_warn("failed to %s nm_from_pod on %s: %s", verb, ifname,
-			strerror(-err));
+		pr_warn("failed to %s %s on %s: %s", verb,
+			nm_tc_prog_name(hook), ifname, strerror(-err));
 		return err;
 	}
 	return (int)ifindex;
 }
 
-int nm_tc_attach(int prog_fd, const char *ifname)
+static enum bpf_tc_attach_point tc_point(enum nm_tc_hook hook)
 {
-	LIBBPF_OPTS(bpf_tc_hook, hook, .attach_point = BPF_TC_INGRESS);
+	return hook == NM_TC_TO_POD ? BPF_TC_EGRESS : BPF_TC_INGRESS;
+}
+
+static int tc_attach_one(int prog_fd, const char *ifname, enum nm_tc_hook hook)
+{
+	LIBBPF_OPTS(bpf_tc_hook, tch, .attach_point = tc_point(hook));
 	LIBBPF_OPTS(bpf_tc_opts, opts, .handle = NM_TC_HANDLE,
 		    .priority = NM_TC_PRIO, .prog_fd = prog_fd,
 		    .flags = BPF_TC_F_REPLACE);
 	int ifindex, err;
 
-	ifindex = iface_index(ifname, "attach");
+	ifindex = iface_index(ifname, "attach", hook);
 	if (ifindex < 0)
 		return ifindex;
-	hook.ifindex = ifindex;
+	tch.ifindex = ifindex;
 	/* The clsact qdisc may already be there: ours from a previous run or another's. */
 	nm_log_mute_libbpf(true);
-	err = bpf_tc_hook_create(&hook);
+	err = bpf_tc_hook_create(&tch);
 	nm_log_mute_libbpf(false);
 	if (err && err != -EEXIST) {
 		pr_warn("failed to create clsact hook on %s: %s", ifname,
@@ -353,70 +379,111 @@ int nm_tc_attach(int prog_fd, const char *ifname)
 		return err;
 	}
 	/* REPLACE on a fixed handle/prio swaps the program with no gap. */
-	err = bpf_tc_attach(&hook, &opts);
+	err = bpf_tc_attach(&tch, &opts);
 	if (err) {
-		pr_warn("failed to attach nm_from_pod on %s tc ingress: %s",
-			ifname, strerror(-err));
+		pr_warn("failed to attach %s on %s tc %s: %s",
+			nm_tc_prog_name(hook), ifname, nm_tc_hook_name(hook),
+			strerror(-err));
 		return err;
 	}
-	pr_info("attached nm_from_pod (prog id %u) on %s tc ingress", opts.prog_id,
-		ifname);
+	pr_info("attached %s (prog id %u) on %s tc %s", nm_tc_prog_name(hook),
+		opts.prog_id, ifname, nm_tc_hook_name(hook));
 	return 0;
 }
 
-int nm_tc_query(const char *ifname, __u32 *prog_id)
+int nm_tc_attach(const struct nm_datapath *dp, const char *ifname)
 {
-	LIBBPF_OPTS(bpf_tc_hook, hook, .attach_point = BPF_TC_INGRESS);
+	/*
+	 * to-pod first: it rev-NATs replies of service flows, so it must be
+	 * in place before from-pod starts DNATing new ones.
+	 */
+	static const enum nm_tc_hook order[] = { NM_TC_TO_POD, NM_TC_FROM_POD };
+	size_t i;
+	int fd, err;
+
+	for (i = 0; i < sizeof(order) / sizeof(order[0]); i++) {
+		fd = nm_datapath_prog_fd(dp, order[i]);
+		if (fd < 0)
+			return fd;
+		err = tc_attach_one(fd, ifname, order[i]);
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+int nm_tc_query(const char *ifname, enum nm_tc_hook hook, __u32 *prog_id)
+{
+	LIBBPF_OPTS(bpf_tc_hook, tch, .attach_point = tc_point(hook));
 	LIBBPF_OPTS(bpf_tc_opts, opts, .handle = NM_TC_HANDLE,
 		    .priority = NM_TC_PRIO);
 	int ifindex, err;
 
-	ifindex = iface_index(ifname, "query");
+	ifindex = iface_index(ifname, "query", hook);
 	if (ifindex < 0)
 		return ifindex;
-	hook.ifindex = ifindex;
+	tch.ifindex = ifindex;
 	/* "Not there" is an answer here, not a warning worth libbpf's log. */
 	nm_log_mute_libbpf(true);
-	err = bpf_tc_query(&hook, &opts);
+	err = bpf_tc_query(&tch, &opts);
 	nm_log_mute_libbpf(false);
 	/* No clsact qdisc at all comes back as EINVAL: nothing of ours either. */
 	if (err == -EINVAL || err == -ENOENT)
 		return -ENOENT;
 	if (err) {
-		pr_warn("failed to query nm_from_pod on %s tc ingress: %s",
-			ifname, strerror(-err));
+		pr_warn("failed to query %s on %s tc %s: %s",
+			nm_tc_prog_name(hook), ifname, nm_tc_hook_name(hook),
+			strerror(-err));
 		return err;
 	}
 	*prog_id = opts.prog_id;
 	return 0;
 }
 
-int nm_tc_detach(const char *ifname)
+static int tc_detach_one(const char *ifname, enum nm_tc_hook hook)
 {
-	LIBBPF_OPTS(bpf_tc_hook, hook, .attach_point = BPF_TC_INGRESS);
+	LIBBPF_OPTS(bpf_tc_hook, tch, .attach_point = tc_point(hook));
 	LIBBPF_OPTS(bpf_tc_opts, opts, .handle = NM_TC_HANDLE,
 		    .priority = NM_TC_PRIO);
 	__u32 prog_id;
 	int ifindex, err;
 
-	err = nm_tc_query(ifname, &prog_id);
+	err = nm_tc_query(ifname, hook, &prog_id);
 	if (err)
 		return err;
-	ifindex = iface_index(ifname, "detach");
+	ifindex = iface_index(ifname, "detach", hook);
 	if (ifindex < 0)
 		return ifindex;
-	hook.ifindex = ifindex;
-	err = bpf_tc_detach(&hook, &opts);
+	tch.ifindex = ifindex;
+	err = bpf_tc_detach(&tch, &opts);
 	if (err == -ENOENT || err == -EINVAL)
 		return -ENOENT;
 	if (err) {
-		pr_warn("failed to detach nm_from_pod on %s tc ingress: %s",
-			ifname, strerror(-err));
+		pr_warn("failed to detach %s on %s tc %s: %s",
+			nm_tc_prog_name(hook), ifname, nm_tc_hook_name(hook),
+			strerror(-err));
 		return err;
 	}
-	pr_info("detached nm_from_pod (prog id %u) from %s tc ingress",
-		prog_id, ifname);
+	pr_info("detached %s (prog id %u) from %s tc %s",
+		nm_tc_prog_name(hook), prog_id, ifname, nm_tc_hook_name(hook));
 	return 0;
+}
+
+int nm_tc_detach(const char *ifname)
+{
+	bool found = false;
+	int hook, err;
+
+	/* from-pod first: no new service flow is DNATed once to-pod is gone. */
+	for (hook = NM_TC_FROM_POD; hook < NM_TC_HOOKS; hook++) {
+		err = tc_detach_one(ifname, hook);
+		if (err == -ENOENT)
+			continue;
+		if (err)
+			return err;
+		found = true;
+	}
+	return found ? 0 : -ENOENT;
 }
 
 static const struct {
@@ -430,6 +497,10 @@ static const struct {
 	{ NM_MAP_CT, offsetof(struct nm_maps, ct) },
 	{ NM_MAP_METRICS, offsetof(struct nm_maps, metrics) },
 	{ NM_MAP_CONFIG, offsetof(struct nm_maps, config) },
+	{ NM_MAP_IPCACHE, offsetof(struct nm_maps, ipcache) },
+	{ NM_MAP_ENDPOINTS, offsetof(struct nm_maps, endpoints) },
+	{ NM_MAP_POLICY, offsetof(struct nm_maps, policy) },
+	{ NM_MAP_EVENTS, offsetof(struct nm_maps, events) },
 };
 
 #define MAP_FD(maps, i) ((int *)((char *)(maps) + map_fds[i].off))

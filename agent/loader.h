@@ -15,9 +15,20 @@
 
 #include "maps/config.h"
 
-/* Our tc filter on the clsact ingress hook: fixed so a restart replaces it. */
+/*
+ * Our tc filters: nm_from_pod on the clsact ingress hook of a pod's
+ * host-side veth (what the pod sends), nm_to_pod on its egress hook (what
+ * is delivered to the pod). Handle and priority are fixed so a restart
+ * replaces them.
+ */
 #define NM_TC_HANDLE 0x4e4d /* "NM" */
 #define NM_TC_PRIO 1
+
+enum nm_tc_hook {
+	NM_TC_FROM_POD = 0, /* tc ingress */
+	NM_TC_TO_POD = 1, /* tc egress */
+	NM_TC_HOOKS = 2,
+};
 
 struct nm_load_opts {
 	const char *pin_root; /* NULL: NM_PIN_ROOT_DEFAULT */
@@ -43,19 +54,26 @@ struct nm_datapath {
 /* Open, size and load the datapath; maps pinned or reused under the root. */
 int nm_datapath_load(const struct nm_load_opts *opts, struct nm_datapath **out);
 void nm_datapath_close(struct nm_datapath *dp);
-/* The from-pod program, for nm_tc_attach(). */
-int nm_datapath_prog_fd(const struct nm_datapath *dp);
+/* The program for @hook, for nm_tc_attach(); -ENOENT if the object lacks it. */
+int nm_datapath_prog_fd(const struct nm_datapath *dp, enum nm_tc_hook hook);
+/* Name of the program on @hook ("nm_from_pod", "nm_to_pod"). */
+const char *nm_tc_prog_name(enum nm_tc_hook hook);
+/* "ingress" or "egress". */
+const char *nm_tc_hook_name(enum nm_tc_hook hook);
 
-/* Attach @prog_fd at tc ingress of @ifname, atomically replacing ours. */
-int nm_tc_attach(int prog_fd, const char *ifname);
 /*
- * Remove our filter from tc ingress of @ifname. The clsact qdisc is left
+ * Attach both programs of @dp on @ifname (nm_to_pod at egress first, then
+ * nm_from_pod at ingress), atomically replacing ours.
+ */
+int nm_tc_attach(const struct nm_datapath *dp, const char *ifname);
+/*
+ * Remove our filters from both hooks of @ifname. The clsact qdisc is left
  * in place: other programs may sit on it and it goes with the device.
- * Returns -ENOENT when nothing of ours is attached.
+ * Returns -ENOENT when nothing of ours is attached on either hook.
  */
 int nm_tc_detach(const char *ifname);
-/* Program id of our filter on @ifname, or -ENOENT. */
-int nm_tc_query(const char *ifname, __u32 *prog_id);
+/* Program id of our filter on @hook of @ifname, or -ENOENT. */
+int nm_tc_query(const char *ifname, enum nm_tc_hook hook, __u32 *prog_id);
 
 /* File descriptors of the pinned maps, for nodemeshctl and the agent. */
 struct nm_maps {
@@ -66,6 +84,10 @@ struct nm_maps {
 	int ct;
 	int metrics;
 	int config;
+	int ipcache;
+	int endpoints;
+	int policy;
+	int events;
 	int root_fd; /* the pin root directory, for nm_maps_lock() */
 	struct nm_config_val cfg;
 	char pin_root[PATH_MAX];

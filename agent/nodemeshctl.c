@@ -5,6 +5,7 @@
  * -o json for scripts. Exit status 0 on success, 1 on any error.
  */
 #include <errno.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,20 +19,33 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
+#include "agent/identity.h"
+#include "agent/labels.h"
 #include "agent/loader.h"
 #include "agent/log.h"
 #include "agent/maglev.h"
 #include "agent/parse.h"
+#include "agent/policy.h"
+#include "agent/policy_apply.h"
+#include "agent/state.h"
 #include "agent/svc.h"
 #include "maps/backend.h"
 #include "maps/config.h"
 #include "maps/ct.h"
+#include "maps/endpoint.h"
+#include "maps/events.h"
+#include "maps/identity.h"
+#include "maps/ipcache.h"
 #include "maps/maglev.h"
 #include "maps/metrics.h"
+#include "maps/policy.h"
 #include "maps/revnat.h"
 #include "maps/service.h"
 
 static const char *opt_pin_root;
+static const char *opt_state_dir;
+static const char *opt_cluster;
+static const char *opt_cluster_id;
 static bool opt_json;
 
 struct cmd {
@@ -55,7 +69,7 @@ static void print_usage(FILE *f, const char *group)
 {
 	size_t i;
 
-	fprintf(f, "usage: nodemeshctl [--pin-root DIR] [-o json] [-v] COMMAND ...\n\ncommands:\n");
+	fprintf(f, "usage: nodemeshctl [--pin-root DIR] [--state-dir DIR] [--cluster NAME --cluster-id N] [-o json] [-v] COMMAND ...\n\ncommands:\n");
 	for (i = 0; i < n_cmds; i++) {
 		if (group && (!cmds[i].group || strcmp(cmds[i].group, group)))
 			continue;
@@ -64,10 +78,14 @@ static void print_usage(FILE *f, const char *group)
 	}
 	fprintf(f, "\nglobal options:\n"
 		   "  --pin-root DIR  bpffs directory of the pinned maps (env NODEMESH_PIN_ROOT, default %s)\n"
+		   "  --state-dir DIR node state: node.json, identities.json, policies/ (env NODEMESH_STATE_DIR, default %s)\n"
+		   "  --cluster NAME  this node's cluster, recorded on first use (env NODEMESH_CLUSTER);\n"
+		   "                  before the command\n"
+		   "  --cluster-id N  its id, 1..65535 (env NODEMESH_CLUSTER_ID); before the command\n"
 		   "  -o json         machine-readable output\n"
 		   "  -v              more log output (repeat for debug)\n"
 		   "\n'nodemeshctl COMMAND --help' describes a command.\n",
-		   NM_PIN_ROOT_DEFAULT);
+		   NM_PIN_ROOT_DEFAULT, NM_STATE_DIR_DEFAULT);
 }
 
 static bool is_help(const char *s)
@@ -234,21 +252,23 @@ static int cmd_attach(int argc, char **argv)
 		       dp->cfg.maglev_m, dp->cfg.maglev_tables, dp->ct_max);
 	}
 	for (i = 0; i < n; i++) {
-		__u32 prog_id = 0;
+		__u32 from_id = 0, to_id = 0;
 
-		err = nm_tc_attach(nm_datapath_prog_fd(dp), ifaces[i]);
+		err = nm_tc_attach(dp, ifaces[i]);
 		if (!err)
-			err = nm_tc_query(ifaces[i], &prog_id);
+			err = nm_tc_query(ifaces[i], NM_TC_FROM_POD, &from_id);
+		if (!err)
+			err = nm_tc_query(ifaces[i], NM_TC_TO_POD, &to_id);
 		if (err)
 			break;
 		if (opt_json) {
 			printf("%s{\"ifname\":", i ? "," : "");
 			json_str(ifaces[i]);
-			printf(",\"ifindex\":%u,\"prog_id\":%u}",
-			       if_nametoindex(ifaces[i]), prog_id);
+			printf(",\"ifindex\":%u,\"prog_id\":%u,\"to_pod_prog_id\":%u}",
+			       if_nametoindex(ifaces[i]), from_id, to_id);
 		} else {
-			printf("attached nm_from_pod (prog id %u) to %s tc ingress, maps in %s\n",
-			       prog_id, ifaces[i], dp->pin_root);
+			printf("attached nm_from_pod (prog id %u) to %s tc ingress and nm_to_pod (prog id %u) to tc egress, maps in %s\n",
+			       from_id, ifaces[i], to_id, dp->pin_root);
 		}
 	}
 	if (opt_json)
@@ -289,8 +309,8 @@ static int cmd_detach(int argc, char **argv)
 			json_str(argv[i]);
 			printf(",\"was_attached\":%s}", was ? "true" : "false");
 		} else {
-			printf(was ? "detached nm_from_pod from %s tc ingress\n" :
-				     "nothing attached on %s tc ingress\n",
+			printf(was ? "detached nm_from_pod and nm_to_pod from %s tc ingress/egress\n" :
+				     "nothing attached on %s tc ingress/egress\n",
 			       argv[i]);
 		}
 	}
@@ -487,7 +507,9 @@ static const struct {
 	{ "services", NM_MAP_SERVICES }, { "backends", NM_MAP_BACKENDS },
 	{ "maglev", NM_MAP_MAGLEV },	 { "revnat", NM_MAP_REVNAT },
 	{ "ct", NM_MAP_CT },		 { "metrics", NM_MAP_METRICS },
-	{ "config", NM_MAP_CONFIG },
+	{ "config", NM_MAP_CONFIG },	 { "ipcache", NM_MAP_IPCACHE },
+	{ "endpoints", NM_MAP_ENDPOINTS }, { "policy", NM_MAP_POLICY },
+	{ "events", NM_MAP_EVENTS },
 };
 
 #define N_MAPS (sizeof(map_names) / sizeof(map_names[0]))
@@ -503,6 +525,10 @@ static const char *map_type_name(__u32 type)
 		return "lru_hash";
 	case BPF_MAP_TYPE_PERCPU_ARRAY:
 		return "percpu_array";
+	case BPF_MAP_TYPE_LPM_TRIE:
+		return "lpm_trie";
+	case BPF_MAP_TYPE_RINGBUF:
+		return "ringbuf";
 	default:
 		return "other";
 	}
@@ -517,6 +543,11 @@ static int count_entries(int fd, const struct bpf_map_info *info, __u32 *cnt)
 	if (info->type == BPF_MAP_TYPE_ARRAY ||
 	    info->type == BPF_MAP_TYPE_PERCPU_ARRAY) {
 		*cnt = info->max_entries;
+		return 0;
+	}
+	/* A ring buffer has no keys; its size is max_entries bytes. */
+	if (info->type == BPF_MAP_TYPE_RINGBUF) {
+		*cnt = 0;
 		return 0;
 	}
 	if (info->key_size > sizeof(key))
@@ -760,6 +791,10 @@ static const char *reason_name(__u32 r)
 		[NM_REASON_NOT_L4] = "not_l4",
 		[NM_REASON_FRAGMENT] = "fragment",
 		[NM_REASON_SVC_RESELECT] = "svc_reselect",
+		[NM_REASON_POLICY_ALLOW] = "policy_allow",
+		[NM_REASON_CT_ESTABLISHED] = "ct_established",
+		[NM_REASON_CT_REPLY] = "ct_reply",
+		[NM_REASON_EVENT_LOST] = "event_lost",
 		[NM_DROP_TRUNC_ETH] = "drop_trunc_eth",
 		[NM_DROP_TRUNC_IPV4] = "drop_trunc_ipv4",
 		[NM_DROP_BAD_IPV4] = "drop_bad_ipv4",
@@ -767,6 +802,8 @@ static const char *reason_name(__u32 r)
 		[NM_DROP_NO_BACKEND] = "drop_no_backend",
 		[NM_DROP_NAT_FAILED] = "drop_nat_failed",
 		[NM_DROP_CT_FULL] = "drop_ct_full",
+		[NM_DROP_POLICY_DENY] = "drop_policy_deny",
+		[NM_DROP_POLICY_DEFAULT] = "drop_policy_default",
 	};
 
 	return r < NM_REASON_MAX && names[r] ? names[r] : NULL;
@@ -967,11 +1004,1554 @@ out:
 	return err;
 }
 
+/* ---- node state, identities, endpoints ---------------------------------- */
+
+/* What the policy commands work on: maps, state dir and identities. */
+struct node_ctx {
+	struct nm_maps maps;
+	struct nm_state st;
+	struct nm_idstore ids;
+	bool maps_open, locked, ids_loaded;
+};
+
+static int cluster_opts(const char **name, __u32 *id)
+{
+	const char *env_id;
+
+	*name = opt_cluster ?: getenv("NODEMESH_CLUSTER");
+	if (*name && !**name)
+		*name = NULL;
+	env_id = opt_cluster_id ?: getenv("NODEMESH_CLUSTER_ID");
+	*id = 0;
+	if (env_id && *env_id)
+		return parse_u32(env_id, "--cluster-id", id);
+	return 0;
+}
+
+/* Open maps, take the writers' lock if @lock, open state and identities. */
+static int node_open(struct node_ctx *n, bool lock)
+{
+	const char *cluster;
+	__u32 cluster_id;
+	int err;
+
+	memset(n, 0, sizeof(*n));
+	err = cluster_opts(&cluster, &cluster_id);
+	if (err)
+		return err;
+	err = nm_maps_open(opt_pin_root, &n->maps);
+	if (err)
+		return err;
+	n->maps_open = true;
+	if (lock) {
+		err = nm_maps_lock(&n->maps);
+		if (err)
+			return err;
+		n->locked = true;
+	}
+	err = nm_state_open(nm_state_dir(opt_state_dir), cluster, cluster_id,
+			    &n->st);
+	if (err)
+		return err;
+	err = nm_idstore_load(&n->st, &n->ids);
+	if (err)
+		return err;
+	n->ids_loaded = true;
+	return 0;
+}
+
+static void node_close(struct node_ctx *n)
+{
+	if (n->ids_loaded)
+		nm_idstore_free(&n->ids);
+	if (n->locked)
+		nm_maps_unlock(&n->maps);
+	if (n->maps_open)
+		nm_maps_close(&n->maps);
+}
+
+/* "1/4242" for label identities, the name for reserved ones. */
+static const char *id_str(__u64 id, char *buf, size_t len)
+{
+	const char *r = nm_identity_reserved_name(id);
+
+	if (r)
+		snprintf(buf, len, "%s", r);
+	else if (nm_identity_is_cidr(id))
+		snprintf(buf, len, "cidr/%u", nm_identity_local(id));
+	else
+		snprintf(buf, len, "%u/%u", nm_identity_cluster(id),
+			 nm_identity_local(id));
+	return buf;
+}
+
+/* Canonical labels of @id, "?" when unknown; caller frees. */
+static char *id_labels(const struct nm_idstore *ids, __u64 id)
+{
+	const struct nm_identity_info *info = nm_idstore_find(ids, id);
+
+	return info ? nm_labels_str(&info->labels) : strdup("?");
+}
+
+static void json_labels(const struct nm_idstore *ids, __u64 id)
+{
+	const struct nm_identity_info *info = nm_idstore_find(ids, id);
+	size_t i;
+
+	putchar('{');
+	for (i = 0; info && i < info->labels.n; i++) {
+		if (i)
+			putchar(',');
+		json_str(info->labels.v[i].key);
+		putchar(':');
+		json_str(info->labels.v[i].value);
+	}
+	putchar('}');
+}
+
+static const char *enforce_str(__u8 flags)
+{
+	switch (flags & (NM_EP_F_INGRESS_POLICY | NM_EP_F_EGRESS_POLICY)) {
+	case NM_EP_F_INGRESS_POLICY:
+		return "ingress";
+	case NM_EP_F_EGRESS_POLICY:
+		return "egress";
+	case NM_EP_F_INGRESS_POLICY | NM_EP_F_EGRESS_POLICY:
+		return "ingress+egress";
+	default:
+		return "none";
+	}
+}
+
+static const char *mac_str(const __u8 *m, char *buf)
+{
+	sprintf(buf, "%02x:%02x:%02x:%02x:%02x:%02x", m[0], m[1], m[2], m[3],
+		m[4], m[5]);
+	return buf;
+}
+
+static int parse_mac(const char *s, __u8 *mac)
+{
+	unsigned int v[6];
+	char end;
+	int i;
+
+	if (sscanf(s, "%x:%x:%x:%x:%x:%x%c", &v[0], &v[1], &v[2], &v[3], &v[4],
+		   &v[5], &end) != 6)
+		goto bad;
+	for (i = 0; i < 6; i++) {
+		if (v[i] > 0xff)
+			goto bad;
+		mac[i] = (__u8)v[i];
+	}
+	return 0;
+bad:
+	pr_warn("bad MAC address '%s': expected xx:xx:xx:xx:xx:xx", s);
+	return -EINVAL;
+}
+
+static void print_sync(const char *what, const struct nm_sync_stats *s)
+{
+	if (opt_json) {
+		printf("\"policy_entries\":{\"added\":%zu,\"changed\":%zu,\"removed\":%zu,\"unchanged\":%zu},\"enforcement\":{\"on\":%zu,\"off\":%zu},\"cidr_identities\":{\"added\":%zu,\"removed\":%zu}",
+		       s->added, s->changed, s->removed, s->unchanged,
+		       s->flags_on, s->flags_off, s->cidr_added, s->cidr_removed);
+		return;
+	}
+	printf("%s: policy entries %zu added, %zu changed, %zu removed (%zu unchanged); enforcement %zu on, %zu off; CIDR identities %zu added, %zu removed\n",
+	       what, s->added, s->changed, s->removed, s->unchanged,
+	       s->flags_on, s->flags_off, s->cidr_added, s->cidr_removed);
+}
+
+/* Load the applied manifests, reporting a broken store by file and line. */
+static int load_store(const struct nm_state *st, struct nm_policy_set *set)
+{
+	struct nm_error perr;
+	char msg[1024];
+	int err;
+
+	err = nm_policy_store_load(st, set, &perr);
+	if (err && perr.reason[0])
+		pr_warn("failed to load applied policies on %s: %s", st->dir,
+			nm_error_str(&perr, msg, sizeof(msg)));
+	return err;
+}
+
+/* Recompile everything after an identity or endpoint change. */
+static int resync(struct node_ctx *n, const struct nm_ep_rec *pending,
+		  struct nm_sync_stats *stats)
+{
+	struct nm_policy_set set;
+	int err;
+
+	err = load_store(&n->st, &set);
+	if (err)
+		return err;
+	err = nm_policy_sync(&n->maps, &n->st, &n->ids, &set, pending, stats,
+			     NULL);
+	nm_policy_set_free(&set);
+	return err;
+}
+
+/* Lowest free endpoint id, or the id @addr already has. */
+static __u32 pick_endpoint_id(const struct nm_ep_rec *eps, size_t n,
+			      __be32 addr)
+{
+	__u32 eid = 1;
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (eps[i].addr == addr)
+			return eps[i].val.endpoint_id;
+	/* Sorted by id: walk up past every id in use from 1. */
+	for (i = 0; i < n; i++)
+		if (eps[i].val.endpoint_id == eid)
+			eid++;
+	return eid;
+}
+
+static void print_endpoint(const struct node_ctx *n, const struct nm_ep_rec *r,
+			   bool first)
+{
+	char ip[INET_ADDRSTRLEN], ids[48], mac[18], ifname[IF_NAMESIZE];
+	char *labels = id_labels(&n->ids, r->val.identity);
+	char namebuf[512];
+	const char *name = NULL;
+
+	/* Names are for display only: without one the line just omits it. */
+	if (!nm_state_get_ep_name(&n->st, ip_str(r->addr, ip), namebuf,
+				  sizeof(namebuf)))
+		name = namebuf;
+
+	if (!if_indextoname(r->val.ifindex, ifname))
+		snprintf(ifname, sizeof(ifname), "#%u", r->val.ifindex);
+	if (opt_json) {
+		printf("%s{\"ip\":\"%s\",\"endpoint_id\":%u,\"identity\":%llu,\"cluster_id\":%u,\"local_id\":%u,\"ifindex\":%u,\"iface\":",
+		       first ? "" : ",", ip_str(r->addr, ip), r->val.endpoint_id,
+		       (unsigned long long)r->val.identity,
+		       nm_identity_cluster(r->val.identity),
+		       nm_identity_local(r->val.identity), r->val.ifindex);
+		json_str(ifname);
+		printf(",\"mac\":\"%s\",\"enforcement\":\"%s\",", mac_str(r->val.mac, mac),
+		       enforce_str(r->val.flags));
+		if (name) {
+			printf("\"name\":");
+			json_str(name);
+			putchar(',');
+		}
+		printf("\"labels\":");
+		json_labels(&n->ids, r->val.identity);
+		putchar('}');
+	} else {
+		printf("%-15s id %-5u identity %-12s policy %-14s iface %s%s%s  %s\n",
+		       ip_str(r->addr, ip), r->val.endpoint_id,
+		       id_str(r->val.identity, ids, sizeof(ids)),
+		       enforce_str(r->val.flags), ifname, name ? " name " : "",
+		       name ?: "", labels ?: "?");
+	}
+	free(labels);
+}
+
+static int cmd_endpoint_add(int argc, char **argv)
+{
+	const char *iface = NULL, *ns = NULL, *labels_s = NULL, *name = NULL,
+		   *mac_s = NULL, *ip_s = NULL;
+	struct nm_labels labels = {};
+	struct nm_ep_rec rec = {}, *eps = NULL;
+	struct nm_ipcache_key ik = { .prefixlen = 32 };
+	struct nm_ipcache_val iv = { .flags = NM_IPC_F_LOCAL };
+	struct nm_sync_stats stats;
+	struct node_ctx n;
+	char msg[256], ipbuf[INET_ADDRSTRLEN];
+	bool created;
+	size_t n_eps = 0;
+	int a, err, ret;
+
+	memset(&n, 0, sizeof(n));
+	for (a = 0; a < argc; a++) {
+		if ((ret = match_opt(argc, argv, &a, "--iface", &iface)) ||
+		    (ret = match_opt(argc, argv, &a, "--namespace", &ns)) ||
+		    (ret = match_opt(argc, argv, &a, "--labels", &labels_s)) ||
+		    (ret = match_opt(argc, argv, &a, "--name", &name)) ||
+		    (ret = match_opt(argc, argv, &a, "--mac", &mac_s))) {
+			if (ret < 0)
+				return ret;
+			continue;
+		}
+		if (argv[a][0] == '-' || ip_s) {
+			pr_warn("unexpected argument '%s' for endpoint add", argv[a]);
+			return -EINVAL;
+		}
+		ip_s = argv[a];
+	}
+	if (!ip_s || !iface || !ns) {
+		pr_warn("endpoint add needs IP, --iface IFACE and --namespace NS");
+		return -EINVAL;
+	}
+	if (nm_parse_ipv4(ip_s, &rec.addr)) {
+		pr_warn("bad endpoint address '%s': expected an IPv4 address", ip_s);
+		return -EINVAL;
+	}
+	rec.val.ifindex = if_nametoindex(iface);
+	if (!rec.val.ifindex) {
+		pr_warn("failed to find interface %s for endpoint %s: %s", iface,
+			ip_s, strerror(errno));
+		return -ENODEV;
+	}
+	if (mac_s && parse_mac(mac_s, rec.val.mac))
+		return -EINVAL;
+	if (nm_label_value_check(ns, msg, sizeof(msg)) || !*ns) {
+		pr_warn("bad namespace '%s': %s", ns, *ns ? msg : "empty");
+		return -EINVAL;
+	}
+	if (labels_s && *labels_s &&
+	    nm_labels_parse(labels_s, &labels, msg, sizeof(msg))) {
+		pr_warn("bad labels '%s': %s", labels_s, msg);
+		return -EINVAL;
+	}
+	/* The agent owns these two: a pod cannot claim another namespace or cluster. */
+	if (nm_labels_get(&labels, NM_LABEL_NAMESPACE) ||
+	    nm_labels_get(&labels, NM_LABEL_CLUSTER)) {
+		pr_warn("bad labels '%s': %s and %s are set by nodemesh", labels_s,
+			NM_LABEL_NAMESPACE, NM_LABEL_CLUSTER);
+		err = -EINVAL;
+		goto out;
+	}
+	err = node_open(&n, true);
+	if (err)
+		goto out;
+	err = nm_labels_set(&labels, NM_LABEL_NAMESPACE, ns);
+	if (!err)
+		err = nm_labels_set(&labels, NM_LABEL_CLUSTER, n.st.node.cluster);
+	if (err)
+		goto out;
+	err = nm_identity_alloc(&n.ids, n.st.node.cluster_id, &labels,
+				&rec.val.identity, &created);
+	if (!err && created)
+		err = nm_idstore_save(&n.st, &n.ids);
+	if (err)
+		goto out;
+	err = nm_endpoints_read(&n.maps, &eps, &n_eps);
+	if (err)
+		goto out;
+	rec.val.endpoint_id = pick_endpoint_id(eps, n_eps, rec.addr);
+	/* Without --name a re-add keeps the name it had. */
+	if (name) {
+		err = nm_state_set_ep_name(&n.st, ip_str(rec.addr, ipbuf), ns,
+					   name);
+		if (err)
+			goto out;
+	}
+	/* The new endpoint's policy entries and flags land before it does. */
+	err = resync(&n, &rec, &stats);
+	if (err)
+		goto out;
+	ik.addr = rec.addr;
+	iv.identity = rec.val.identity;
+	err = bpf_map_update_elem(n.maps.ipcache, &ik, &iv, BPF_ANY);
+	if (err) {
+		err = -errno;
+		pr_warn("failed to write map %s on %s: %s", NM_MAP_IPCACHE,
+			n.maps.pin_root, strerror(-err));
+		goto out;
+	}
+	free(eps);
+	eps = NULL;
+	err = nm_endpoints_read(&n.maps, &eps, &n_eps);
+	if (err)
+		goto out;
+	for (a = 0; a < (int)n_eps; a++) {
+		if (eps[a].addr != rec.addr)
+			continue;
+		if (opt_json) {
+			printf("{\"endpoint\":");
+			print_endpoint(&n, &eps[a], true);
+			printf(",\"identity_created\":%s,", created ? "true" : "false");
+			print_sync("", &stats);
+			printf("}\n");
+		} else {
+			printf("added endpoint ");
+			print_endpoint(&n, &eps[a], true);
+			print_sync("recompiled", &stats);
+		}
+	}
+out:
+	free(eps);
+	nm_labels_free(&labels);
+	node_close(&n);
+	return err;
+}
+
+static int cmd_endpoint_delete(int argc, char **argv)
+{
+	struct nm_endpoint_key k = {};
+	struct nm_endpoint_val v;
+	struct nm_ipcache_key ik = { .prefixlen = 32 };
+	struct nm_ipcache_val iv;
+	struct nm_sync_stats stats;
+	struct node_ctx n;
+	char ipbuf[INET_ADDRSTRLEN];
+	int err;
+
+	if (argc != 1 || argv[0][0] == '-') {
+		pr_warn("endpoint delete takes exactly one IP");
+		return -EINVAL;
+	}
+	if (nm_parse_ipv4(argv[0], &k.addr)) {
+		pr_warn("bad endpoint address '%s': expected an IPv4 address",
+			argv[0]);
+		return -EINVAL;
+	}
+	err = node_open(&n, true);
+	if (err)
+		goto out;
+	if (bpf_map_lookup_elem(n.maps.endpoints, &k, &v)) {
+		err = -errno;
+		pr_warn("failed to find endpoint %s on %s: %s", argv[0],
+			n.maps.pin_root, err == -ENOENT ? "no such endpoint" :
+							  strerror(-err));
+		goto out;
+	}
+	/* Its ipcache entry first, then the endpoint, then its policy entries. */
+	ik.addr = k.addr;
+	if (!bpf_map_lookup_elem(n.maps.ipcache, &ik, &iv) &&
+	    (iv.flags & NM_IPC_F_LOCAL) &&
+	    bpf_map_delete_elem(n.maps.ipcache, &ik) && errno != ENOENT) {
+		err = -errno;
+		pr_warn("failed to delete from map %s on %s: %s", NM_MAP_IPCACHE,
+			n.maps.pin_root, strerror(-err));
+		goto out;
+	}
+	if (bpf_map_delete_elem(n.maps.endpoints, &k) && errno != ENOENT) {
+		err = -errno;
+		pr_warn("failed to delete from map %s on %s: %s",
+			NM_MAP_ENDPOINTS, n.maps.pin_root, strerror(-err));
+		goto out;
+	}
+	err = resync(&n, NULL, &stats);
+	if (!err)
+		err = nm_state_set_ep_name(&n.st, ip_str(k.addr, ipbuf), NULL,
+					   NULL);
+	if (err)
+		goto out;
+	if (opt_json) {
+		printf("{\"deleted\":\"%s\",\"endpoint_id\":%u,", argv[0],
+		       v.endpoint_id);
+		print_sync("", &stats);
+		printf("}\n");
+	} else {
+		printf("deleted endpoint %s (id %u)\n", argv[0], v.endpoint_id);
+		print_sync("recompiled", &stats);
+	}
+out:
+	node_close(&n);
+	return err;
+}
+
+static int cmd_endpoint_list(int argc, char **argv)
+{
+	struct nm_ep_rec *eps = NULL;
+	struct node_ctx n;
+	size_t n_eps = 0, i;
+	int err;
+
+	if (argc) {
+		pr_warn("unexpected argument '%s' for endpoint list", argv[0]);
+		return -EINVAL;
+	}
+	err = node_open(&n, false);
+	if (!err)
+		err = nm_endpoints_read(&n.maps, &eps, &n_eps);
+	if (err)
+		goto out;
+	if (opt_json)
+		putchar('[');
+	else if (!n_eps)
+		printf("no endpoints\n");
+	for (i = 0; i < n_eps; i++)
+		print_endpoint(&n, &eps[i], i == 0);
+	if (opt_json)
+		printf("]\n");
+out:
+	free(eps);
+	node_close(&n);
+	return err;
+}
+
+static int cmd_identity_list(int argc, char **argv)
+{
+	struct node_ctx n;
+	char ids[48], cs[24];
+	size_t i;
+	int err;
+
+	if (argc) {
+		pr_warn("unexpected argument '%s' for identity list", argv[0]);
+		return -EINVAL;
+	}
+	err = node_open(&n, false);
+	if (err)
+		goto out;
+	if (opt_json)
+		putchar('[');
+	for (i = 0; i < n.ids.n; i++) {
+		const struct nm_identity_info *info = &n.ids.v[i];
+		char *labels = nm_labels_str(&info->labels);
+
+		if (opt_json) {
+			printf("%s{\"id\":%llu,\"cluster_id\":%u,\"local_id\":%u,\"reserved\":%s,",
+			       i ? "," : "", (unsigned long long)info->id,
+			       nm_identity_cluster(info->id),
+			       nm_identity_local(info->id),
+			       nm_identity_is_reserved(info->id) ? "true" : "false");
+			if (info->is_cidr)
+				printf("\"cidr\":\"%s\",",
+				       nm_cidr_str(&info->cidr, cs, sizeof(cs)));
+			printf("\"labels\":");
+			json_labels(&n.ids, info->id);
+			putchar('}');
+		} else {
+			printf("%-12llu %-20s cluster %-5u local %-8u %s\n",
+			       (unsigned long long)info->id,
+			       id_str(info->id, ids, sizeof(ids)),
+			       nm_identity_cluster(info->id),
+			       nm_identity_local(info->id), labels ?: "?");
+		}
+		free(labels);
+	}
+	if (opt_json)
+		printf("]\n");
+out:
+	node_close(&n);
+	return err;
+}
+
+/* identity add: a remote cluster's identity, until the kvstore brings them. */
+static int cmd_identity_add(int argc, char **argv)
+{
+	const char *cid_s = NULL, *labels_s = NULL;
+	struct nm_labels labels = {};
+	struct nm_sync_stats stats;
+	struct node_ctx n;
+	char msg[256], ids[48];
+	bool created;
+	__u32 cid = 0;
+	__u64 id;
+	int a, err, ret;
+
+	memset(&n, 0, sizeof(n));
+	for (a = 0; a < argc; a++) {
+		if ((ret = match_opt(argc, argv, &a, "--cluster-id", &cid_s)) ||
+		    (ret = match_opt(argc, argv, &a, "--labels", &labels_s))) {
+			if (ret < 0)
+				return ret;
+			continue;
+		}
+		pr_warn("unexpected argument '%s' for identity add", argv[a]);
+		return -EINVAL;
+	}
+	if (!cid_s || !labels_s) {
+		pr_warn("identity add needs --cluster-id N and --labels");
+		return -EINVAL;
+	}
+	if (parse_u32(cid_s, "--cluster-id", &cid))
+		return -EINVAL;
+	if (cid < 1 || cid > NM_ID_CLUSTER_MAX) {
+		pr_warn("bad value '%s' for --cluster-id: must be 1..65535", cid_s);
+		return -EINVAL;
+	}
+	if (nm_labels_parse(labels_s, &labels, msg, sizeof(msg))) {
+		pr_warn("bad labels '%s': %s", labels_s, msg);
+		return -EINVAL;
+	}
+	if (!nm_labels_get(&labels, NM_LABEL_NAMESPACE) ||
+	    !nm_labels_get(&labels, NM_LABEL_CLUSTER)) {
+		pr_warn("bad labels '%s': an identity needs %s and %s", labels_s,
+			NM_LABEL_NAMESPACE, NM_LABEL_CLUSTER);
+		err = -EINVAL;
+		goto out;
+	}
+	err = node_open(&n, true);
+	if (!err)
+		err = nm_identity_alloc(&n.ids, (__u16)cid, &labels, &id, &created);
+	if (!err && created)
+		err = nm_idstore_save(&n.st, &n.ids);
+	/* A new identity may be the peer of a rule. */
+	if (!err)
+		err = resync(&n, NULL, &stats);
+	if (err)
+		goto out;
+	if (opt_json) {
+		printf("{\"id\":%llu,\"cluster_id\":%u,\"local_id\":%u,\"created\":%s,",
+		       (unsigned long long)id, cid, nm_identity_local(id),
+		       created ? "true" : "false");
+		print_sync("", &stats);
+		printf("}\n");
+	} else {
+		printf("%s identity %llu (%s)\n", created ? "added" : "existing",
+		       (unsigned long long)id, id_str(id, ids, sizeof(ids)));
+		print_sync("recompiled", &stats);
+	}
+out:
+	nm_labels_free(&labels);
+	node_close(&n);
+	return err;
+}
+
+/* ---- ipcache ------------------------------------------------------------ */
+
+static int cmd_ipcache_upsert(int argc, char **argv)
+{
+	struct nm_ipcache_key k = {};
+	struct nm_ipcache_val v = {};
+	const char *id_s = NULL, *pfx = NULL, *tun = NULL;
+	struct nm_cidr c;
+	struct nm_maps maps;
+	unsigned long long id;
+	char *end, buf[24];
+	int a, err, ret;
+
+	for (a = 0; a < argc; a++) {
+		if ((ret = match_opt(argc, argv, &a, "--identity", &id_s)) ||
+		    (ret = match_opt(argc, argv, &a, "--tunnel", &tun))) {
+			if (ret < 0)
+				return ret;
+			continue;
+		}
+		if (argv[a][0] == '-' || pfx) {
+			pr_warn("unexpected argument '%s' for ipcache upsert", argv[a]);
+			return -EINVAL;
+		}
+		pfx = argv[a];
+	}
+	if (!pfx || !id_s) {
+		pr_warn("ipcache upsert needs PREFIX and --identity ID");
+		return -EINVAL;
+	}
+	if (!strchr(pfx, '/')) {
+		snprintf(buf, sizeof(buf), "%s/32", pfx);
+		pfx = buf;
+	}
+	if (nm_cidr_parse(pfx, &c)) {
+		pr_warn("bad prefix '%s': expected A.B.C.D/LEN with host bits zero",
+			pfx);
+		return -EINVAL;
+	}
+	errno = 0;
+	id = strtoull(id_s, &end, 0);
+	if (errno || *end || !*id_s || !id ||
+	    id > nm_identity_pack(NM_ID_CLUSTER_MAX, NM_ID_LOCAL_MAX)) {
+		pr_warn("bad value '%s' for --identity: a packed identity (cluster << 24 | local), not 0",
+			id_s);
+		return -EINVAL;
+	}
+	if (tun && nm_parse_ipv4(tun, &v.tunnel_endpoint)) {
+		pr_warn("bad value '%s' for --tunnel: expected an IPv4 address", tun);
+		return -EINVAL;
+	}
+	k.prefixlen = c.len;
+	k.addr = c.addr;
+	v.identity = id;
+	err = nm_maps_open(opt_pin_root, &maps);
+	if (err)
+		return err;
+	if (bpf_map_update_elem(maps.ipcache, &k, &v, BPF_ANY)) {
+		err = -errno;
+		pr_warn("failed to write map %s on %s: %s", NM_MAP_IPCACHE,
+			maps.pin_root, strerror(-err));
+	} else if (opt_json) {
+		printf("{\"prefix\":\"%s\",\"identity\":%llu}\n", pfx, id);
+	} else {
+		printf("ipcache %s -> identity %llu\n", pfx, id);
+	}
+	nm_maps_close(&maps);
+	return err;
+}
+
+/* ---- policy ------------------------------------------------------------- */
+
+/* -f FILE or one positional argument. */
+static int policy_args(int argc, char **argv, const char *cmd,
+		       const char **file, const char **pos)
+{
+	int a, ret;
+
+	*file = NULL;
+	*pos = NULL;
+	for (a = 0; a < argc; a++) {
+		if ((ret = match_opt(argc, argv, &a, "-f", file)) ||
+		    (ret = match_opt(argc, argv, &a, "--file", file))) {
+			if (ret < 0)
+				return ret;
+			continue;
+		}
+		if (argv[a][0] == '-' || *pos) {
+			pr_warn("unexpected argument '%s' for policy %s", argv[a],
+				cmd);
+			return -EINVAL;
+		}
+		*pos = argv[a];
+	}
+	return 0;
+}
+
+/* Parse @file; on error print "FILE:LINE: reason" to stderr. */
+static int parse_manifest(const char *file, struct nm_policy_set *set)
+{
+	struct nm_error perr;
+	char msg[1024];
+	int err;
+
+	memset(&perr, 0, sizeof(perr));
+	err = nm_policy_parse_file(file, set, &perr);
+	if (err) {
+		if (perr.reason[0])
+			fprintf(stderr, "%s\n", nm_error_str(&perr, msg, sizeof(msg)));
+		else
+			fprintf(stderr, "%s: %s\n", file, strerror(-err));
+	}
+	return err;
+}
+
+static int cmd_policy_validate(int argc, char **argv)
+{
+	struct nm_policy_set set;
+	const char *file, *pos;
+	int err;
+
+	err = policy_args(argc, argv, "validate", &file, &pos);
+	if (err)
+		return err;
+	if (!file || pos) {
+		pr_warn("policy validate takes -f FILE");
+		return -EINVAL;
+	}
+	err = parse_manifest(file, &set);
+	if (err)
+		return err;
+	if (opt_json) {
+		printf("{\"file\":");
+		json_str(file);
+		printf(",\"valid\":%zu}\n", set.n);
+	} else {
+		printf("%s: %zu %s valid\n", file, set.n,
+		       set.n == 1 ? "policy" : "policies");
+	}
+	nm_policy_set_free(&set);
+	return 0;
+}
+
+/* Read @file whole (for storing it as given). */
+static int read_whole(const char *file, char **buf, size_t *len)
+{
+	FILE *f;
+	long sz;
+	int err = 0;
+
+	f = fopen(file, "re");
+	if (!f) {
+		err = -errno;
+		pr_warn("failed to open file %s: %s", file, strerror(-err));
+		return err;
+	}
+	if (fseek(f, 0, SEEK_END) || (sz = ftell(f)) < 0 || fseek(f, 0, SEEK_SET)) {
+		err = -errno;
+		pr_warn("failed to read file %s: %s", file, strerror(-err));
+		goto out;
+	}
+	*buf = malloc((size_t)sz + 1);
+	if (!*buf) {
+		err = -ENOMEM;
+		goto out;
+	}
+	*len = fread(*buf, 1, (size_t)sz, f);
+	if (ferror(f)) {
+		err = -EIO;
+		pr_warn("failed to read file %s: I/O error", file);
+		free(*buf);
+		goto out;
+	}
+	(*buf)[*len] = '\0';
+out:
+	fclose(f);
+	return err;
+}
+
+static void print_names(const struct nm_policy_set *set)
+{
+	size_t i;
+
+	for (i = 0; i < set->n; i++) {
+		if (opt_json) {
+			printf("%s\"%s/%s\"", i ? "," : "", set->v[i].namespace,
+			       set->v[i].name);
+		} else {
+			printf("%s%s/%s", i ? ", " : "", set->v[i].namespace,
+			       set->v[i].name);
+		}
+	}
+}
+
+static int cmd_policy_apply(int argc, char **argv)
+{
+	struct nm_policy_set in = {}, again = {}, set = {};
+	struct nm_compiled dry = {};
+	struct nm_sync_stats stats;
+	struct node_ctx n;
+	const char *file, *pos;
+	char *buf = NULL;
+	size_t len = 0;
+	int err;
+
+	memset(&n, 0, sizeof(n));
+	err = policy_args(argc, argv, "apply", &file, &pos);
+	if (err)
+		return err;
+	if (!file || pos) {
+		pr_warn("policy apply takes -f FILE");
+		return -EINVAL;
+	}
+	/* Everything is checked before anything is written. */
+	err = parse_manifest(file, &in);
+	if (err)
+		return err;
+	err = read_whole(file, &buf, &len);
+	if (err)
+		goto out;
+	err = node_open(&n, true);
+	if (err)
+		goto out;
+	err = load_store(&n.st, &set);
+	if (err)
+		goto out;
+	err = parse_manifest(file, &again);
+	if (!err)
+		err = nm_policy_set_merge(&set, &again);
+	if (!err)
+		err = nm_policy_compile_node(&n.maps, &n.st, &n.ids, &set, &dry);
+	if (err)
+		goto out;
+	err = nm_policy_store_write(&n.st, file, buf, len, &in);
+	if (err)
+		goto out;
+	err = nm_policy_sync(&n.maps, &n.st, &n.ids, &set, NULL, &stats, NULL);
+	if (err)
+		goto out;
+	if (opt_json) {
+		printf("{\"applied\":[");
+		print_names(&in);
+		printf("],");
+		print_sync("", &stats);
+		printf("}\n");
+	} else {
+		printf("applied ");
+		print_names(&in);
+		putchar('\n');
+		print_sync("compiled", &stats);
+	}
+out:
+	nm_compiled_free(&dry);
+	nm_policy_set_free(&again);
+	nm_policy_set_free(&set);
+	nm_policy_set_free(&in);
+	free(buf);
+	node_close(&n);
+	return err;
+}
+
+static int cmd_policy_delete(int argc, char **argv)
+{
+	struct nm_policy_set in = {}, set = {};
+	struct nm_sync_stats stats;
+	struct node_ctx n;
+	const char *file, *pos;
+	char ns[NM_LABEL_VALUE_MAX + 2], *slash = NULL;
+	size_t i;
+	int err;
+
+	memset(&n, 0, sizeof(n));
+	err = policy_args(argc, argv, "delete", &file, &pos);
+	if (err)
+		return err;
+	if (!file == !pos) {
+		pr_warn("policy delete takes -f FILE or NAMESPACE/NAME");
+		return -EINVAL;
+	}
+	if (file) {
+		err = parse_manifest(file, &in);
+		if (err)
+			return err;
+	} else {
+		slash = strchr(pos, '/');
+		if (!slash || slash == pos || !slash[1] ||
+		    (size_t)(slash - pos) >= sizeof(ns)) {
+			pr_warn("bad policy name '%s': expected NAMESPACE/NAME", pos);
+			return -EINVAL;
+		}
+		memcpy(ns, pos, (size_t)(slash - pos));
+		ns[slash - pos] = '\0';
+	}
+	err = node_open(&n, true);
+	if (!err)
+		err = load_store(&n.st, &set);
+	if (err)
+		goto out;
+	/* All named policies must be applied, or nothing is deleted. */
+	for (i = 0; i < (file ? in.n : 1); i++) {
+		const char *dns = file ? in.v[i].namespace : ns;
+		const char *dname = file ? in.v[i].name : slash + 1;
+
+		err = nm_policy_set_remove(&set, dns, dname);
+		if (err == -ENOENT)
+			pr_warn("failed to delete policy %s/%s on %s: not applied",
+				dns, dname, n.st.dir);
+		if (err)
+			goto out;
+	}
+	for (i = 0; i < (file ? in.n : 1); i++) {
+		err = nm_policy_store_remove(&n.st, file ? in.v[i].namespace : ns,
+					     file ? in.v[i].name : slash + 1);
+		if (err && err != -ENOENT)
+			goto out;
+	}
+	err = nm_policy_sync(&n.maps, &n.st, &n.ids, &set, NULL, &stats, NULL);
+	if (err)
+		goto out;
+	if (opt_json) {
+		printf("{\"deleted\":[");
+		if (file)
+			print_names(&in);
+		else
+			printf("\"%s\"", pos);
+		printf("],");
+		print_sync("", &stats);
+		printf("}\n");
+	} else {
+		printf("deleted ");
+		if (file)
+			print_names(&in);
+		else
+			printf("%s", pos);
+		putchar('\n');
+		print_sync("compiled", &stats);
+	}
+out:
+	nm_policy_set_free(&set);
+	nm_policy_set_free(&in);
+	node_close(&n);
+	return err;
+}
+
+static int cmd_policy_list(int argc, char **argv)
+{
+	static const char *const kinds[NM_RULE_KINDS] = {
+		"ingress", "egress", "ingressDeny", "egressDeny"
+	};
+	struct nm_policy_set set = {};
+	struct nm_ep_rec *eps = NULL;
+	struct node_ctx n;
+	size_t n_eps = 0, i, j, sel;
+	int err, k;
+
+	if (argc) {
+		pr_warn("unexpected argument '%s' for policy list", argv[0]);
+		return -EINVAL;
+	}
+	err = node_open(&n, false);
+	if (!err)
+		err = load_store(&n.st, &set);
+	if (!err)
+		err = nm_endpoints_read(&n.maps, &eps, &n_eps);
+	if (err)
+		goto out;
+	if (opt_json)
+		putchar('[');
+	else if (!set.n)
+		printf("no policies\n");
+	else
+		printf("%-40s %9s %7s %6s %11s %10s\n", "NAMESPACE/NAME",
+		       "ENDPOINTS", "INGRESS", "EGRESS", "INGRESSDENY",
+		       "EGRESSDENY");
+	for (i = 0; i < set.n; i++) {
+		const struct nm_policy *p = &set.v[i];
+		char nn[256];
+
+		for (j = 0, sel = 0; j < n_eps; j++) {
+			const struct nm_identity_info *info =
+				nm_idstore_find(&n.ids, eps[j].val.identity);
+
+			sel += info && nm_policy_selects(p, &info->labels);
+		}
+		snprintf(nn, sizeof(nn), "%s/%s", p->namespace, p->name);
+		if (opt_json) {
+			printf("%s{\"namespace\":", i ? "," : "");
+			json_str(p->namespace);
+			printf(",\"name\":");
+			json_str(p->name);
+			printf(",\"endpoints\":%zu,\"enforces_ingress\":%s,\"enforces_egress\":%s",
+			       sel, p->enforces[NM_POLICY_INGRESS] ? "true" : "false",
+			       p->enforces[NM_POLICY_EGRESS] ? "true" : "false");
+			for (k = 0; k < NM_RULE_KINDS; k++)
+				printf(",\"%s\":%zu", kinds[k], p->n_rules[k]);
+			putchar('}');
+		} else {
+			printf("%-40s %9zu %7zu %6zu %11zu %10zu\n", nn, sel,
+			       p->n_rules[NM_RULE_INGRESS],
+			       p->n_rules[NM_RULE_EGRESS],
+			       p->n_rules[NM_RULE_INGRESS_DENY],
+			       p->n_rules[NM_RULE_EGRESS_DENY]);
+		}
+	}
+	if (opt_json)
+		printf("]\n");
+out:
+	free(eps);
+	nm_policy_set_free(&set);
+	node_close(&n);
+	return err;
+}
+
+static const char *rule_kind_name(enum nm_rule_kind k)
+{
+	static const char *const names[NM_RULE_KINDS] = {
+		"ingress", "egress", "ingressDeny", "egressDeny"
+	};
+
+	return k < NM_RULE_KINDS ? names[k] : "?";
+}
+
+static const char *port_str(const struct nm_policy_key *k, char *buf, size_t len)
+{
+	if (!k->proto && !k->dport)
+		snprintf(buf, len, "any");
+	else if (!k->dport)
+		snprintf(buf, len, "%s/any", nm_proto_name(k->proto));
+	else
+		snprintf(buf, len, "%s/%u", nm_proto_name(k->proto),
+			 ntohs(k->dport));
+	return buf;
+}
+
+static int pkey_cmp(const void *a, const void *b)
+{
+	const struct nm_policy_entry *x = a, *y = b;
+
+	if (x->key.dir != y->key.dir)
+		return x->key.dir < y->key.dir ? -1 : 1;
+	return memcmp(&x->key, &y->key, sizeof(x->key));
+}
+
+static int cmd_policy_get(int argc, char **argv)
+{
+	struct nm_policy_key key = {}, next = {};
+	struct nm_policy_entry *ents = NULL, *ne;
+	struct nm_policy_set set = {};
+	struct nm_compiled c = {};
+	struct nm_endpoint_key ek = {};
+	struct nm_endpoint_val ev;
+	struct node_ctx n;
+	char ids[48], ps[24], ip[INET_ADDRSTRLEN];
+	size_t cnt = 0, i;
+	bool first = true;
+	int err, d;
+
+	memset(&n, 0, sizeof(n));
+	if (argc != 1 || argv[0][0] == '-' || nm_parse_ipv4(argv[0], &ek.addr)) {
+		pr_warn("policy get takes exactly one endpoint IP");
+		return -EINVAL;
+	}
+	err = node_open(&n, false);
+	if (err)
+		goto out;
+	if (bpf_map_lookup_elem(n.maps.endpoints, &ek, &ev)) {
+		err = -errno;
+		pr_warn("failed to find endpoint %s on %s: %s", argv[0],
+			n.maps.pin_root,
+			err == -ENOENT ? "no such endpoint" : strerror(-err));
+		goto out;
+	}
+	/* The rule table of the same inputs gives the same rule ids. */
+	err = load_store(&n.st, &set);
+	if (!err)
+		err = nm_policy_compile_node(&n.maps, &n.st, &n.ids, &set, &c);
+	if (err)
+		goto out;
+	while (!bpf_map_get_next_key(n.maps.policy, first ? NULL : &key, &next)) {
+		key = next;
+		first = false;
+		if (key.endpoint_id != ev.endpoint_id)
+			continue;
+		ne = realloc(ents, (cnt + 1) * sizeof(*ents));
+		if (!ne) {
+			err = -ENOMEM;
+			goto out;
+		}
+		ents = ne;
+		ents[cnt].key = key;
+		if (bpf_map_lookup_elem(n.maps.policy, &key, &ents[cnt].val))
+			continue;
+		cnt++;
+	}
+	if (errno != ENOENT) {
+		err = -errno;
+		pr_warn("failed to iterate map %s on %s: %s", NM_MAP_POLICY,
+			n.maps.pin_root, strerror(-err));
+		goto out;
+	}
+	if (cnt)
+		qsort(ents, cnt, sizeof(*ents), pkey_cmp);
+	if (opt_json) {
+		printf("{\"endpoint\":\"%s\",\"endpoint_id\":%u,\"identity\":%llu,\"labels\":",
+		       ip_str(ek.addr, ip), ev.endpoint_id,
+		       (unsigned long long)ev.identity);
+		json_labels(&n.ids, ev.identity);
+		printf(",\"ingress_enforced\":%s,\"egress_enforced\":%s,\"rules\":[",
+		       ev.flags & NM_EP_F_INGRESS_POLICY ? "true" : "false",
+		       ev.flags & NM_EP_F_EGRESS_POLICY ? "true" : "false");
+	} else {
+		char *l = id_labels(&n.ids, ev.identity);
+
+		printf("endpoint %s id %u identity %s %s\n", ip_str(ek.addr, ip),
+		       ev.endpoint_id, id_str(ev.identity, ids, sizeof(ids)),
+		       l ?: "?");
+		free(l);
+	}
+	for (i = 0; i < cnt; i++) {
+		const struct nm_policy_entry *e = &ents[i];
+		const struct nm_rule_ref *r = NULL;
+		bool in = e->key.dir == NM_POLICY_INGRESS;
+		char *l = NULL;
+
+		if (e->val.rule_id && e->val.rule_id <= c.n_rules)
+			r = &c.rules[e->val.rule_id - 1];
+		if (e->key.identity != NM_ID_ANY)
+			l = id_labels(&n.ids, e->key.identity);
+		if (opt_json) {
+			printf("%s{\"direction\":\"%s\",\"peer\":", i ? "," : "",
+			       in ? "ingress" : "egress");
+			if (e->key.identity == NM_ID_ANY) {
+				printf("\"any\"");
+			} else {
+				printf("{\"identity\":%llu,\"labels\":",
+				       (unsigned long long)e->key.identity);
+				json_labels(&n.ids, e->key.identity);
+				putchar('}');
+			}
+			printf(",\"port\":\"%s\",\"verdict\":\"%s\",\"rule_id\":%u",
+			       port_str(&e->key, ps, sizeof(ps)),
+			       e->val.verdict == NM_POLICY_DENY ? "deny" : "allow",
+			       e->val.rule_id);
+			if (r)
+				printf(",\"policy\":\"%s/%s\",\"rule\":\"%s[%zu]\"",
+				       r->ns, r->name, rule_kind_name(r->kind),
+				       r->index);
+			putchar('}');
+		} else {
+			printf("  %-7s %-5s %s %-20s %-12s %s",
+			       in ? "ingress" : "egress",
+			       e->val.verdict == NM_POLICY_DENY ? "deny" : "allow",
+			       in ? "from" : "to  ",
+			       e->key.identity == NM_ID_ANY ?
+				       "any" :
+				       id_str(e->key.identity, ids, sizeof(ids)),
+			       port_str(&e->key, ps, sizeof(ps)), l ? l : "");
+			if (r)
+				printf("  (%s/%s %s[%zu])", r->ns, r->name,
+				       rule_kind_name(r->kind), r->index);
+			else
+				printf("  (rule %u, not in the applied policies)",
+				       e->val.rule_id);
+			putchar('\n');
+		}
+		free(l);
+	}
+	if (opt_json) {
+		printf("]}\n");
+		goto out;
+	}
+	for (d = NM_POLICY_INGRESS; d <= NM_POLICY_EGRESS; d++) {
+		__u8 f = d == NM_POLICY_INGRESS ? NM_EP_F_INGRESS_POLICY :
+						  NM_EP_F_EGRESS_POLICY;
+
+		printf("  %-7s %s\n", d == NM_POLICY_INGRESS ? "ingress" : "egress",
+		       ev.flags & f ? "default deny (selected by a policy)" :
+				      "default allow (no policy selects it)");
+	}
+out:
+	free(ents);
+	nm_compiled_free(&c);
+	nm_policy_set_free(&set);
+	node_close(&n);
+	return err;
+}
+
+/* ---- monitor ------------------------------------------------------------ */
+
+struct monitor_ctx {
+	struct node_ctx *n;
+	struct nm_ep_rec *eps;
+	size_t n_eps;
+	long long mono_to_real_ns; /* realtime - monotonic, at start */
+	unsigned long count, max;
+	bool draining; /* skipping what was queued before we started */
+};
+
+static const char *verdict_name(__u8 v)
+{
+	return v == NM_POLICY_ALLOW ? "allow" : v == NM_POLICY_DENY ? "deny" : "-";
+}
+
+static const struct nm_ep_rec *ep_by_id(const struct monitor_ctx *m, __u32 id)
+{
+	size_t i;
+
+	for (i = 0; id && i < m->n_eps; i++)
+		if (m->eps[i].val.endpoint_id == id)
+			return &m->eps[i];
+	return NULL;
+}
+
+static int on_event(void *ctx, void *data, size_t size)
+{
+	struct monitor_ctx *m = ctx;
+	const struct nm_event *e = data;
+	const struct nm_ep_rec *ep;
+	char s[INET_ADDRSTRLEN], d[INET_ADDRSTRLEN], ts[64], epip[INET_ADDRSTRLEN];
+	char sid[48], did[48], rbuf[16];
+	char *sl, *dl;
+	const char *rn, *dir;
+	long long real;
+	time_t sec;
+	struct tm tm;
+
+	if (size < sizeof(*e) || m->draining)
+		return 0;
+	real = (long long)e->ts_ns + m->mono_to_real_ns;
+	sec = (time_t)(real / 1000000000LL);
+	if (!localtime_r(&sec, &tm) || !strftime(ts, sizeof(ts), "%H:%M:%S", &tm))
+		strcpy(ts, "?");
+	rn = reason_name(e->reason);
+	if (!rn) {
+		snprintf(rbuf, sizeof(rbuf), "reason_%u", e->reason);
+		rn = rbuf;
+	}
+	dir = e->dir == NM_DIR_TO_POD ? "to-pod" : "from-pod";
+	ep = ep_by_id(m, e->endpoint_id);
+	sl = id_labels(&m->n->ids, e->src_identity);
+	dl = id_labels(&m->n->ids, e->dst_identity);
+	if (opt_json) {
+		printf("{\"time\":\"%s.%03lld\",\"ts_ns\":%llu,\"type\":\"%s\",\"direction\":\"%s\",\"proto\":\"%s\",\"saddr\":\"%s\",\"sport\":%u,\"daddr\":\"%s\",\"dport\":%u,\"endpoint_id\":%u,",
+		       ts, (real / 1000000LL) % 1000,
+		       (unsigned long long)e->ts_ns,
+		       e->type == NM_EVENT_DROP ? "drop" : "policy", dir,
+		       nm_proto_name(e->proto), ip_str(e->saddr, s),
+		       ntohs(e->sport), ip_str(e->daddr, d), ntohs(e->dport),
+		       e->endpoint_id);
+		if (ep)
+			printf("\"endpoint\":\"%s\",", ip_str(ep->addr, epip));
+		printf("\"src_identity\":%llu,\"src_labels\":",
+		       (unsigned long long)e->src_identity);
+		json_labels(&m->n->ids, e->src_identity);
+		printf(",\"dst_identity\":%llu,\"dst_labels\":",
+		       (unsigned long long)e->dst_identity);
+		json_labels(&m->n->ids, e->dst_identity);
+		printf(",\"verdict\":\"%s\",\"reason\":\"%s\",\"rule_id\":%u}\n",
+		       verdict_name(e->verdict), rn, e->rule_id);
+	} else {
+		printf("%s.%03lld %-8s %s %s:%u -> %s:%u endpoint %u%s%s src %s [%s] dst %s [%s] %s%s %s",
+		       ts, (real / 1000000LL) % 1000, dir,
+		       nm_proto_name(e->proto), ip_str(e->saddr, s),
+		       ntohs(e->sport), ip_str(e->daddr, d), ntohs(e->dport),
+		       e->endpoint_id, ep ? " " : "",
+		       ep ? ip_str(ep->addr, epip) : "",
+		       id_str(e->src_identity, sid, sizeof(sid)), sl ?: "?",
+		       id_str(e->dst_identity, did, sizeof(did)), dl ?: "?",
+		       e->type == NM_EVENT_DROP ? "DROP " : "",
+		       verdict_name(e->verdict), rn);
+		if (e->rule_id)
+			printf(" rule %u", e->rule_id);
+		putchar('\n');
+	}
+	fflush(stdout);
+	free(sl);
+	free(dl);
+	m->count++;
+	/* A negative return stops ring_buffer__poll: we have what was asked. */
+	return m->max && m->count >= m->max ? -ECANCELED : 0;
+}
+
+static long long clock_ns(clockid_t id)
+{
+	struct timespec t;
+
+	if (clock_gettime(id, &t))
+		return 0;
+	return (long long)t.tv_sec * 1000000000LL + t.tv_nsec;
+}
+
+static volatile sig_atomic_t monitor_stop;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	monitor_stop = 1;
+}
+
+static int cmd_monitor(int argc, char **argv)
+{
+	struct monitor_ctx m = {};
+	struct ring_buffer *rb = NULL;
+	struct node_ctx n;
+	const char *count_s = NULL, *timeout_s = NULL;
+	__u32 count = 0, timeout = 0;
+	long long deadline = 0, left;
+	int a, err, ret;
+
+	memset(&n, 0, sizeof(n));
+	for (a = 0; a < argc; a++) {
+		if ((ret = match_opt(argc, argv, &a, "--count", &count_s)) ||
+		    (ret = match_opt(argc, argv, &a, "--timeout", &timeout_s))) {
+			if (ret < 0)
+				return ret;
+			continue;
+		}
+		pr_warn("unexpected argument '%s' for monitor", argv[a]);
+		return -EINVAL;
+	}
+	if ((count_s && parse_u32(count_s, "--count", &count)) ||
+	    (timeout_s && parse_u32(timeout_s, "--timeout", &timeout)))
+		return -EINVAL;
+	err = node_open(&n, false);
+	if (err)
+		goto out;
+	err = nm_endpoints_read(&n.maps, &m.eps, &m.n_eps);
+	if (err)
+		goto out;
+	m.n = &n;
+	m.max = count;
+	m.mono_to_real_ns = clock_ns(CLOCK_REALTIME) - clock_ns(CLOCK_MONOTONIC);
+	rb = ring_buffer__new(n.maps.events, on_event, &m, NULL);
+	if (!rb) {
+		err = -errno;
+		pr_warn("failed to open ring buffer %s on %s: %s", NM_MAP_EVENTS,
+			n.maps.pin_root, strerror(-err));
+		goto out;
+	}
+	/*
+	 * The ring keeps what no reader consumed, from before we started:
+	 * skip it, only what happens from now on is printed.
+	 */
+	m.draining = true;
+	ret = ring_buffer__consume(rb);
+	m.draining = false;
+	if (ret < 0) {
+		err = ret;
+		pr_warn("failed to read ring buffer %s on %s: %s", NM_MAP_EVENTS,
+			n.maps.pin_root, strerror(-err));
+		goto out;
+	}
+	if (signal(SIGINT, on_signal) == SIG_ERR ||
+	    signal(SIGTERM, on_signal) == SIG_ERR) {
+		err = -errno;
+		pr_warn("failed to install signal handlers: %s", strerror(-err));
+		goto out;
+	}
+	if (timeout)
+		deadline = clock_ns(CLOCK_MONOTONIC) + (long long)timeout * 1000000000LL;
+	/* On stderr in both formats: scripts wait for it before traffic. */
+	fprintf(stderr, "monitoring %s/%s%s\n", n.maps.pin_root, NM_MAP_EVENTS,
+		count || timeout ? "" : " (Ctrl-C to stop)");
+	while (!monitor_stop) {
+		int ms = 200;
+
+		if (deadline) {
+			left = (deadline - clock_ns(CLOCK_MONOTONIC)) / 1000000LL;
+			if (left <= 0)
+				break;
+			if (left < ms)
+				ms = (int)left;
+		}
+		ret = ring_buffer__poll(rb, ms);
+		if (ret == -ECANCELED || (m.max && m.count >= m.max))
+			break;
+		if (ret == -EINTR)
+			continue;
+		if (ret < 0) {
+			err = ret;
+			pr_warn("failed to read ring buffer %s on %s: %s",
+				NM_MAP_EVENTS, n.maps.pin_root, strerror(-err));
+			break;
+		}
+		/* Endpoints come and go while we watch: refresh now and then. */
+		if (!ret) {
+			free(m.eps);
+			m.eps = NULL;
+			m.n_eps = 0;
+			err = nm_endpoints_read(&n.maps, &m.eps, &m.n_eps);
+			if (err)
+				break;
+			nm_idstore_free(&n.ids);
+			n.ids_loaded = false;
+			err = nm_idstore_load(&n.st, &n.ids);
+			if (err)
+				break;
+			n.ids_loaded = true;
+		}
+	}
+out:
+	ring_buffer__free(rb);
+	free(m.eps);
+	node_close(&n);
+	return err;
+}
+
+static int dump_ipcache(struct nm_maps *maps)
+{
+	struct nm_ipcache_key key = {}, next = {};
+	struct nm_ipcache_val val;
+	char ip[INET_ADDRSTRLEN], tun[INET_ADDRSTRLEN];
+	bool first = true;
+
+	if (opt_json)
+		putchar('[');
+	while (!bpf_map_get_next_key(maps->ipcache, first ? NULL : &key, &next)) {
+		key = next;
+		first = false;
+		if (bpf_map_lookup_elem(maps->ipcache, &key, &val))
+			continue;
+		if (opt_json)
+			printf("%s{\"prefix\":\"%s/%u\",\"identity\":%llu,\"cluster_id\":%u,\"local_id\":%u,\"tunnel_endpoint\":\"%s\",\"local\":%s,\"cidr\":%s}",
+			       first ? "" : ",", ip_str(key.addr, ip), key.prefixlen,
+			       (unsigned long long)val.identity,
+			       nm_identity_cluster(val.identity),
+			       nm_identity_local(val.identity),
+			       ip_str(val.tunnel_endpoint, tun),
+			       val.flags & NM_IPC_F_LOCAL ? "true" : "false",
+			       val.flags & NM_IPC_F_CIDR ? "true" : "false");
+		else
+			printf("%s/%-3u identity %llu (cluster %u local %u) tunnel %s%s%s\n",
+			       ip_str(key.addr, ip), key.prefixlen,
+			       (unsigned long long)val.identity,
+			       nm_identity_cluster(val.identity),
+			       nm_identity_local(val.identity),
+			       ip_str(val.tunnel_endpoint, tun),
+			       val.flags & NM_IPC_F_LOCAL ? " local" : "",
+			       val.flags & NM_IPC_F_CIDR ? " cidr" : "");
+	}
+	if (opt_json)
+		printf("]\n");
+	if (errno != ENOENT) {
+		pr_warn("failed to iterate map %s on %s: %s", NM_MAP_IPCACHE,
+			maps->pin_root, strerror(errno));
+		return -errno;
+	}
+	return 0;
+}
+
+static int dump_endpoints(struct nm_maps *maps)
+{
+	struct nm_ep_rec *eps = NULL;
+	char ip[INET_ADDRSTRLEN], mac[18];
+	size_t n = 0, i;
+	int err;
+
+	err = nm_endpoints_read(maps, &eps, &n);
+	if (err)
+		return err;
+	if (opt_json)
+		putchar('[');
+	for (i = 0; i < n; i++) {
+		const struct nm_endpoint_val *v = &eps[i].val;
+
+		if (opt_json)
+			printf("%s{\"addr\":\"%s\",\"identity\":%llu,\"ifindex\":%u,\"endpoint_id\":%u,\"mac\":\"%s\",\"flags\":%u}",
+			       i ? "," : "", ip_str(eps[i].addr, ip),
+			       (unsigned long long)v->identity, v->ifindex,
+			       v->endpoint_id, mac_str(v->mac, mac), v->flags);
+		else
+			printf("%-15s endpoint_id %-5u identity %llu (cluster %u local %u) ifindex %u mac %s policy %s\n",
+			       ip_str(eps[i].addr, ip), v->endpoint_id,
+			       (unsigned long long)v->identity,
+			       nm_identity_cluster(v->identity),
+			       nm_identity_local(v->identity), v->ifindex,
+			       mac_str(v->mac, mac), enforce_str(v->flags));
+	}
+	if (opt_json)
+		printf("]\n");
+	free(eps);
+	return 0;
+}
+
+static int dump_policy(struct nm_maps *maps)
+{
+	struct nm_policy_key key = {}, next = {};
+	struct nm_policy_val val;
+	char ps[24];
+	bool first = true;
+
+	if (opt_json)
+		putchar('[');
+	while (!bpf_map_get_next_key(maps->policy, first ? NULL : &key, &next)) {
+		key = next;
+		first = false;
+		if (bpf_map_lookup_elem(maps->policy, &key, &val))
+			continue;
+		if (opt_json)
+			printf("%s{\"endpoint_id\":%u,\"dir\":\"%s\",\"identity\":%llu,\"proto\":%u,\"dport\":%u,\"verdict\":\"%s\",\"rule_id\":%u}",
+			       first ? "" : ",", key.endpoint_id,
+			       key.dir == NM_POLICY_INGRESS ? "ingress" : "egress",
+			       (unsigned long long)key.identity, key.proto,
+			       ntohs(key.dport), verdict_name(val.verdict),
+			       val.rule_id);
+		else
+			printf("endpoint %-5u %-7s identity %-12llu %-10s %-5s rule %u\n",
+			       key.endpoint_id,
+			       key.dir == NM_POLICY_INGRESS ? "ingress" : "egress",
+			       (unsigned long long)key.identity,
+			       port_str(&key, ps, sizeof(ps)),
+			       verdict_name(val.verdict), val.rule_id);
+	}
+	if (opt_json)
+		printf("]\n");
+	if (errno != ENOENT) {
+		pr_warn("failed to iterate map %s on %s: %s", NM_MAP_POLICY,
+			maps->pin_root, strerror(errno));
+		return -errno;
+	}
+	return 0;
+}
+
+static int dump_events(struct nm_maps *maps)
+{
+	(void)maps;
+	pr_warn("failed to dump map %s: a ring buffer is read as it fills; use 'nodemeshctl monitor'",
+		NM_MAP_EVENTS);
+	return -EINVAL;
+}
+
+static int cmd_ipcache_list(int argc, char **argv)
+{
+	struct nm_maps maps;
+	int err;
+
+	if (argc) {
+		pr_warn("unexpected argument '%s' for ipcache list", argv[0]);
+		return -EINVAL;
+	}
+	err = nm_maps_open(opt_pin_root, &maps);
+	if (err)
+		return err;
+	err = dump_ipcache(&maps);
+	nm_maps_close(&maps);
+	return err;
+}
+
 static int cmd_map_dump(int argc, char **argv)
 {
 	static const dump_fn fns[N_MAPS] = {
 		dump_services, dump_backends, dump_maglev, dump_revnat,
-		dump_ct,       dump_metrics,  dump_config,
+		dump_ct,       dump_metrics,  dump_config, dump_ipcache,
+		dump_endpoints, dump_policy,  dump_events,
 	};
 	struct nm_maps maps;
 	size_t i;
@@ -986,7 +2566,7 @@ static int cmd_map_dump(int argc, char **argv)
 		    !strcmp(argv[0], map_names[i].name))
 			break;
 	if (i == N_MAPS) {
-		pr_warn("unknown map '%s': expected services, backends, maglev, revnat, ct, metrics, config or an nm_*_v1 name",
+		pr_warn("unknown map '%s': expected services, backends, maglev, revnat, ct, metrics, config, ipcache, endpoints, policy or an nm_*_v1 name",
 			argv[0]);
 		return -EINVAL;
 	}
@@ -1020,11 +2600,63 @@ static const struct cmd cmds[] = {
 	  "Delete a service, its backends and its rev-NAT entry." },
 	{ "service", "list", cmd_service_list, "",
 	  "List services with their backends." },
+	{ "endpoint", "add", cmd_endpoint_add,
+	  "IP --iface IFACE --namespace NS [--labels k=v,k2=v2] [--name POD] [--mac MAC]",
+	  "Register a pod on this node: its identity comes from its labels plus\n"
+	  "nodemesh.io/namespace=NS and nodemesh.io/cluster=<this cluster>\n"
+	  "(same labels, same identity on every node of the cluster). Writes\n"
+	  "nm_endpoints_v1[IP] (identity, ifindex of IFACE, lowest free endpoint\n"
+	  "id, MAC, enforcement flags) and an ipcache /32 entry, and recompiles\n"
+	  "policy. Re-adding an IP updates it and keeps its endpoint id." },
+	{ "endpoint", "delete", cmd_endpoint_delete, "IP",
+	  "Remove a pod: its ipcache entry, its endpoint entry and its policy\n"
+	  "entries. Its identity stays known (other pods may carry it)." },
+	{ "endpoint", "list", cmd_endpoint_list, "",
+	  "List endpoints: IP, endpoint id, identity (cluster/local), policy\n"
+	  "enforcement (ingress/egress/none) and labels." },
+	{ "identity", "list", cmd_identity_list, "",
+	  "List the identities this node knows: reserved, label and CIDR\n"
+	  "identities with cluster, local id and labels." },
+	{ "identity", "add", cmd_identity_add, "--cluster-id N --labels k=v,...",
+	  "Add the identity of a label set in cluster N (a remote pod's, until\n"
+	  "the kvstore brings them). The labels must include\n"
+	  "nodemesh.io/namespace and nodemesh.io/cluster. Recompiles policy." },
+	{ "ipcache", "upsert", cmd_ipcache_upsert,
+	  "PREFIX --identity ID [--tunnel NODE_IP]",
+	  "Map an address or prefix (A.B.C.D[/LEN]) to a packed identity\n"
+	  "(cluster << 24 | local), e.g. a remote pod's." },
+	{ "ipcache", "list", cmd_ipcache_list, "", "Same as 'map dump ipcache'." },
+	{ "policy", "validate", cmd_policy_validate, "-f FILE",
+	  "Parse the MeshNetworkPolicy manifests of FILE (all its documents)\n"
+	  "without applying them. Prints 'FILE: N policies valid', or\n"
+	  "'FILE:LINE: reason' and exits 1." },
+	{ "policy", "apply", cmd_policy_apply, "-f FILE",
+	  "Validate FILE, store its manifests (state dir policies/NS/NAME.yaml),\n"
+	  "replacing policies of the same namespace/name, and recompile. Any\n"
+	  "error in FILE applies nothing. Only policy entries that differ are\n"
+	  "written, ordered so no flow allowed before and after is denied in\n"
+	  "between (and the reverse)." },
+	{ "policy", "delete", cmd_policy_delete, "-f FILE | NAMESPACE/NAME",
+	  "Delete the policies named in FILE, or one by name, and recompile.\n"
+	  "A name that is not applied is an error and deletes nothing." },
+	{ "policy", "list", cmd_policy_list, "",
+	  "List applied policies: endpoints they select here and rule counts." },
+	{ "policy", "get", cmd_policy_get, "ENDPOINT_IP",
+	  "The effective rules of an endpoint: every nm_policy_v1 entry of it\n"
+	  "decoded (direction, peer identity and labels or any, protocol/port\n"
+	  "or any, allow/deny, and the policy rule it came from), and whether\n"
+	  "each direction is default deny." },
+	{ NULL, "monitor", cmd_monitor, "[--count N] [--timeout S]",
+	  "Print policy verdict and drop events from nm_events_v1 as they\n"
+	  "happen: time, direction, 5-tuple, endpoint, source and destination\n"
+	  "identities with labels, verdict, reason. Stops after N events or S\n"
+	  "seconds when given; -o json prints one object per line." },
 	{ "map", "list", cmd_map_list, "",
 	  "List the pinned maps with type, sizes and entry counts." },
 	{ "map", "dump", cmd_map_dump, "NAME",
 	  "Dump a map decoded. NAME: services, backends, maglev, revnat, ct,\n"
-	  "metrics, config, or the pin name (nm_services_v1, ...). maglev is\n"
+	  "metrics, config, ipcache, endpoints, policy, or the pin name\n"
+	  "(nm_services_v1, ...). maglev is\n"
 	  "summarised per table; metrics are summed over CPUs, nonzero only." },
 };
 
@@ -1046,6 +2678,28 @@ static int parse_global(int argc, char **argv, int *verbose)
 		ret = match_opt(argc, argv, &i, "--pin-root", &v);
 		if (ret > 0) {
 			opt_pin_root = v;
+			continue;
+		}
+		if (!ret)
+			ret = match_opt(argc, argv, &i, "--state-dir", &v);
+		if (ret > 0) {
+			opt_state_dir = v;
+			continue;
+		}
+		/*
+		 * Before the command only: 'identity add --cluster-id N' names
+		 * another cluster.
+		 */
+		if (!ret && n == 1)
+			ret = match_opt(argc, argv, &i, "--cluster-id", &v);
+		if (ret > 0) {
+			opt_cluster_id = v;
+			continue;
+		}
+		if (!ret && n == 1)
+			ret = match_opt(argc, argv, &i, "--cluster", &v);
+		if (ret > 0) {
+			opt_cluster = v;
 			continue;
 		}
 		if (!ret)

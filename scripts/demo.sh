@@ -79,7 +79,7 @@ for i in "${!NM_BACKEND_NAMES[@]}"; do
 		"$NM_BACKEND_PORT"
 done
 
-step "Loading the datapath and attaching it at tc ingress of every pod's veth"
+step "Loading the datapath: nm_from_pod at tc ingress and nm_to_pod at tc egress of every pod's veth"
 ctl attach "${NM_IFACES[@]}" --maglev-tables 16 --ct-max 16384 ||
 	die "attach failed"
 

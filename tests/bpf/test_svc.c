@@ -29,7 +29,7 @@
 #define TEST_TABLES 4
 
 static char pin_root[64];
-static char pin_paths[8][128];
+static char pin_paths[12][128];
 static struct nm_datapath *dp;
 static struct nm_maps maps;
 static bool maps_open;
@@ -55,7 +55,8 @@ static void setup_cleanup(void)
 {
 	static const char *const names[] = {
 		NM_MAP_SERVICES, NM_MAP_BACKENDS, NM_MAP_MAGLEV, NM_MAP_REVNAT,
-		NM_MAP_CT,	 NM_MAP_METRICS,  NM_MAP_CONFIG,
+		NM_MAP_CT,	 NM_MAP_METRICS,  NM_MAP_CONFIG,  NM_MAP_IPCACHE,
+		NM_MAP_ENDPOINTS, NM_MAP_POLICY,  NM_MAP_EVENTS,
 	};
 	static const int sigs[] = { SIGINT, SIGTERM, SIGSEGV, SIGABRT, SIGBUS };
 	struct sigaction sa = { .sa_handler = on_signal,
@@ -456,7 +457,7 @@ static void test_mismatched_size_refused(void)
 
 static void test_tc_attach_replace_detach(void)
 {
-	__u32 id1 = 0, id2 = 0;
+	__u32 id1 = 0, id2 = 0, eg1 = 0, eg2 = 0;
 	struct nm_datapath *dp2 = NULL;
 
 	if (!dp) {
@@ -469,18 +470,26 @@ static void test_tc_attach_replace_detach(void)
 		return;
 	}
 	ASSERT_EQ(nm_tc_detach("lo"), -ENOENT, "nothing to detach yet");
-	if (!ASSERT_OK(nm_tc_attach(nm_datapath_prog_fd(dp), "lo"), "attach") ||
-	    !ASSERT_OK(nm_tc_query("lo", &id1), "query"))
+	if (!ASSERT_OK(nm_tc_attach(dp, "lo"), "attach") ||
+	    !ASSERT_OK(nm_tc_query("lo", NM_TC_FROM_POD, &id1), "query ingress") ||
+	    !ASSERT_OK(nm_tc_query("lo", NM_TC_TO_POD, &eg1), "query egress"))
 		return;
+	ASSERT_NEQ(id1, eg1, "two programs");
 	if (!ASSERT_OK(load(0, 0, &dp2), "load a second instance"))
 		return;
-	if (ASSERT_OK(nm_tc_attach(nm_datapath_prog_fd(dp2), "lo"), "re-attach") &&
-	    ASSERT_OK(nm_tc_query("lo", &id2), "query")) {
-		ASSERT_NEQ(id1, id2, "program replaced");
+	if (ASSERT_OK(nm_tc_attach(dp2, "lo"), "re-attach") &&
+	    ASSERT_OK(nm_tc_query("lo", NM_TC_FROM_POD, &id2), "query ingress") &&
+	    ASSERT_OK(nm_tc_query("lo", NM_TC_TO_POD, &eg2), "query egress")) {
+		ASSERT_NEQ(id1, id2, "ingress program replaced");
+		ASSERT_NEQ(eg1, eg2, "egress program replaced");
 	}
 	ASSERT_OK(nm_tc_detach("lo"), "detach");
-	ASSERT_EQ(nm_tc_query("lo", &id2), -ENOENT, "detached");
-	ASSERT_EQ(nm_tc_attach(nm_datapath_prog_fd(dp2), "nm-no-such0"), -ENODEV,
+	ASSERT_EQ(nm_tc_query("lo", NM_TC_FROM_POD, &id2), -ENOENT,
+		  "ingress detached");
+	ASSERT_EQ(nm_tc_query("lo", NM_TC_TO_POD, &eg2), -ENOENT,
+		  "egress detached");
+	ASSERT_EQ(nm_tc_detach("lo"), -ENOENT, "nothing left to detach");
+	ASSERT_EQ(nm_tc_attach(dp2, "nm-no-such0"), -ENODEV,
 		  "missing interface");
 	nm_datapath_close(dp2);
 }

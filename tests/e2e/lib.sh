@@ -320,3 +320,51 @@ nm_backend_specs() {
 nm_spread() {
 	sort | uniq -c | awk '{ printf "%s%s=%s", sep, $2, $1; sep = " " } END { print "" }'
 }
+
+# nm_pod_mac NS: the MAC address of eth0 in pod NS.
+nm_pod_mac() {
+	ip -n "$1" -o link show eth0 | sed -n 's/.*link\/ether \([0-9a-f:]*\).*/\1/p'
+}
+
+# ------------------------- one node, three labelled clients, one server
+
+# shellcheck disable=SC2034 # used by the scripts that source this file
+NM_POL_CLIENTS=(frontend backend-x other)
+NM_POL_CLIENT_IPS=(10.244.2.10 10.244.2.11 10.244.2.12)
+NM_POL_SERVER_IP=10.244.2.20
+NM_POL_PORTS=(8080 9090)
+
+# nm_policy_topology_up PREFIX PROBE_BIN: the node (PREFIX-node), client
+# pods PREFIX-frontend, PREFIX-backend-x, PREFIX-other and a server pod
+# PREFIX-server running "nm_probe serve" (name "server") on 8080 and 9090.
+# Host-side veths are nm-<name>. Sets NM_NODE, NM_SERVER, NM_IFACES[] and
+# NM_WORKDIR.
+nm_policy_topology_up() {
+	local prefix=$1 probe=$2 i name port
+
+	nm_tmpdir NM_WORKDIR || return 1
+	NM_NODE="$prefix-node"
+	NM_SERVER="$prefix-server"
+	NM_IFACES=()
+
+	nm_node_add "$NM_NODE" || return 1
+	for i in "${!NM_POL_CLIENTS[@]}"; do
+		name=${NM_POL_CLIENTS[i]}
+		NM_IFACES+=("nm-$name")
+		nm_pod_add "$NM_NODE" "$prefix-$name" "nm-$name" \
+			"${NM_POL_CLIENT_IPS[i]}" || return 1
+	done
+	NM_IFACES+=(nm-server)
+	nm_pod_add "$NM_NODE" "$NM_SERVER" nm-server "$NM_POL_SERVER_IP" ||
+		return 1
+	for port in "${NM_POL_PORTS[@]}"; do
+		nm_bg "$NM_SERVER" "$probe" serve --port "$port" --name server \
+			--pidfile "$NM_WORKDIR/server-$port.pid"
+	done
+	for port in "${NM_POL_PORTS[@]}"; do
+		if ! nm_wait_file "$NM_WORKDIR/server-$port.pid" 5; then
+			echo "server on port $port did not start" >&2
+			return 1
+		fi
+	done
+}
