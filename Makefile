@@ -22,7 +22,7 @@ DEPFLAGS = -MMD -MP
 CFLAGS ?= -O2 -g
 CFLAGS += -std=gnu11 -Wall -Wextra -Werror -I. -I$(BUILD)/skel \
 	  $(shell pkg-config --cflags json-c 2>/dev/null)
-LDLIBS_AGENT := -lbpf -lelf -lz -lyaml $(shell pkg-config --libs json-c 2>/dev/null || echo -ljson-c)
+LDLIBS_AGENT := -lbpf -lelf -lz -lyaml -lcurl -lpthread $(shell pkg-config --libs json-c 2>/dev/null || echo -ljson-c)
 LDLIBS_CMOCKA := -lcmocka
 
 BPF_CFLAGS := -target bpf -O2 -g -Wall -Wextra -Werror -D__TARGET_ARCH_$(ARCH) \
@@ -36,14 +36,19 @@ MAINS := agent/nodemeshctl.c
 LIB_SRCS := $(filter-out $(MAINS),$(wildcard agent/*.c))
 LIB := $(BUILD)/libnodemesh.a
 BINS := $(patsubst agent/%.c,$(BUILD)/%,$(MAINS))
+# nodemeshctl's command groups: linked into it only, not into the library.
+CTL_SRCS := $(wildcard agent/ctl/*.c)
+CTL_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(CTL_SRCS))
 
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 BPFT_SRCS := $(wildcard tests/bpf/test_*.c)
+ETCDT_SRCS := $(wildcard tests/etcd/test_*.c)
 TESTLIB_SRCS := $(wildcard tests/lib/*.c)
 E2E_HELPER_SRCS := $(wildcard tests/e2e/*.c)
 BENCH_SRCS := $(wildcard bench/bench_*.c)
 UNIT_BINS := $(patsubst %.c,$(BUILD)/%,$(UNIT_SRCS))
 BPFT_BINS := $(patsubst %.c,$(BUILD)/%,$(BPFT_SRCS))
+ETCDT_BINS := $(patsubst %.c,$(BUILD)/%,$(ETCDT_SRCS))
 E2E_BINS := $(patsubst %.c,$(BUILD)/%,$(E2E_HELPER_SRCS))
 BENCH_BINS := $(patsubst %.c,$(BUILD)/%,$(BENCH_SRCS))
 TESTLIB_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(TESTLIB_SRCS))
@@ -51,7 +56,7 @@ TESTLIB_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(TESTLIB_SRCS))
 .DELETE_ON_ERROR:
 .PHONY: all deps test demo bench clean format
 
-all: $(BPF_OBJS) $(SKELS) $(BINS) $(UNIT_BINS) $(BPFT_BINS) $(E2E_BINS) $(BENCH_BINS)
+all: $(BPF_OBJS) $(SKELS) $(BINS) $(UNIT_BINS) $(BPFT_BINS) $(ETCDT_BINS) $(E2E_BINS) $(BENCH_BINS)
 
 deps:
 	$(Q)scripts/deps.sh
@@ -95,6 +100,10 @@ $(LIB): $(patsubst %.c,$(BUILD)/%.o,$(LIB_SRCS))
 	$(Q)rm -f $@
 	$(Q)ar rcs $@ $^
 
+$(BUILD)/nodemeshctl: $(BUILD)/agent/nodemeshctl.o $(CTL_OBJS) $(LIB)
+	$(call msg,LD,$@)
+	$(Q)$(CC) $(CFLAGS) $^ $(LDLIBS_AGENT) -o $@
+
 $(BUILD)/%: $(BUILD)/agent/%.o $(LIB)
 	$(call msg,LD,$@)
 	$(Q)$(CC) $(CFLAGS) $^ $(LDLIBS_AGENT) -o $@
@@ -104,6 +113,11 @@ $(BUILD)/tests/unit/%: $(BUILD)/tests/unit/%.o $(TESTLIB_OBJS) $(LIB)
 	$(Q)$(CC) $(CFLAGS) $^ $(LDLIBS_CMOCKA) $(LDLIBS_AGENT) -o $@
 
 $(BUILD)/tests/bpf/%: $(BUILD)/tests/bpf/%.o $(TESTLIB_OBJS) $(LIB)
+	$(call msg,LD,$@)
+	$(Q)$(CC) $(CFLAGS) $^ $(LDLIBS_AGENT) -o $@
+
+# etcd tests start real etcd processes on 127.0.0.1 (tests/lib/etcd_srv.c).
+$(BUILD)/tests/etcd/%: $(BUILD)/tests/etcd/%.o $(TESTLIB_OBJS) $(LIB)
 	$(call msg,LD,$@)
 	$(Q)$(CC) $(CFLAGS) $^ $(LDLIBS_AGENT) -o $@
 

@@ -229,8 +229,13 @@ out:
 	fx_teardown(&f);
 }
 
-/* Replies are reverse-NATed on delivery to the client, by nm_to_pod. */
-static void reply_from_backend_is_revnat_to_vip(void)
+/*
+ * Replies are reverse-NATed on delivery to the client, by nm_to_pod: open
+ * a @proto flow to the VIP with @flags, send the backend's reply (@reply
+ * flags) through nm_to_pod and check it comes from the frontend.
+ */
+static void check_reply_revnat(__u8 proto, __u8 flags, __u8 reply,
+			       const char *l4_csum)
 {
 	__u8 in[NM_PKT_MAX];
 	struct nm_pkt_tuple t;
@@ -241,13 +246,12 @@ static void reply_from_backend_is_revnat_to_vip(void)
 
 	if (!fx_setup(&f))
 		return;
-	if (!svc_basic(&f, IPPROTO_TCP, NM_LB_MAGLEV))
+	if (!svc_basic(&f, proto, NM_LB_MAGLEV))
 		goto out;
-	id = send_to_vip(&f, CPORT, IPPROTO_TCP, NM_PKT_TCP_SYN);
+	id = send_to_vip(&f, CPORT, proto, flags);
 	if (!ASSERT_NEQ(id, 0, "DNAT to a backend"))
 		goto out;
-	len = build(in, be_addr(id), BE_PORT, CLIENT, CPORT, IPPROTO_TCP,
-		    NM_PKT_TCP_SYN | NM_PKT_TCP_ACK);
+	len = build(in, be_addr(id), BE_PORT, CLIENT, CPORT, proto, reply);
 	if (!run_prog(&f, f.to_pod, in, len, &r))
 		goto out;
 	ASSERT_EQ(r.verdict, TC_ACT_OK, "verdict");
@@ -258,43 +262,22 @@ static void reply_from_backend_is_revnat_to_vip(void)
 	ASSERT_EQ(t.daddr, CLIENT, "daddr unchanged");
 	ASSERT_EQ(t.dport, CPORT, "dport unchanged");
 	ASSERT_TRUE(nm_pkt_ip_csum_ok(r.out, r.len), "IPv4 checksum");
-	ASSERT_TRUE(nm_pkt_l4_csum_ok(r.out, r.len), "TCP checksum");
+	ASSERT_TRUE(nm_pkt_l4_csum_ok(r.out, r.len), l4_csum);
 	ASSERT_EQ(metric_dir(&f, NM_DIR_TO_POD, NM_REASON_REVNAT), 1,
 		  "REVNAT counted at to-pod");
 out:
 	fx_teardown(&f);
 }
 
+static void reply_from_backend_is_revnat_to_vip(void)
+{
+	check_reply_revnat(IPPROTO_TCP, NM_PKT_TCP_SYN,
+			   NM_PKT_TCP_SYN | NM_PKT_TCP_ACK, "TCP checksum");
+}
+
 static void udp_reply_from_backend_is_revnat_to_vip(void)
 {
-	__u8 in[NM_PKT_MAX];
-	struct nm_pkt_tuple t;
-	struct run r;
-	struct fx f;
-	size_t len;
-	__u32 id;
-
-	if (!fx_setup(&f))
-		return;
-	if (!svc_basic(&f, IPPROTO_UDP, NM_LB_MAGLEV))
-		goto out;
-	id = send_to_vip(&f, CPORT, IPPROTO_UDP, 0);
-	if (!ASSERT_NEQ(id, 0, "DNAT to a backend"))
-		goto out;
-	len = build(in, be_addr(id), BE_PORT, CLIENT, CPORT, IPPROTO_UDP, 0);
-	if (!run_prog(&f, f.to_pod, in, len, &r))
-		goto out;
-	ASSERT_EQ(r.verdict, TC_ACT_OK, "verdict");
-	if (!ASSERT_TRUE(nm_pkt_tuple(r.out, r.len, &t), "parse output"))
-		goto out;
-	ASSERT_EQ(t.saddr, VIP, "saddr is the VIP");
-	ASSERT_EQ(t.sport, VPORT, "sport is the frontend port");
-	ASSERT_TRUE(nm_pkt_ip_csum_ok(r.out, r.len), "IPv4 checksum");
-	ASSERT_TRUE(nm_pkt_l4_csum_ok(r.out, r.len), "UDP checksum");
-	ASSERT_EQ(metric_dir(&f, NM_DIR_TO_POD, NM_REASON_REVNAT), 1,
-		  "REVNAT counted at to-pod");
-out:
-	fx_teardown(&f);
+	check_reply_revnat(IPPROTO_UDP, 0, 0, "UDP checksum");
 }
 
 /* The rev-NAT moved to nm_to_pod: at from-pod a reply leaves as sent. */

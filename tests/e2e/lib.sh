@@ -146,6 +146,24 @@ nm_trap_setup() {
 	trap 'exit 143' TERM
 }
 
+# nm_e2e_start PREFIX PLAN: the prologue of a test run as "$0 BUILD_DIR"
+# (BUILD set): sets PROBE, CTL, PREFIX and PIN_ROOT=/sys/fs/bpf/PREFIX,
+# installs the cleanup trap, skips the whole file with the reason when the
+# kernel lacks something or a binary is not built, then prints the plan.
+nm_e2e_start() {
+	local reason
+
+	PROBE=$BUILD/tests/e2e/nm_probe
+	CTL=$BUILD/nodemeshctl
+	PREFIX=$1
+	PIN_ROOT="/sys/fs/bpf/$PREFIX"
+	nm_trap_setup
+	reason=$(nm_kernel_probe) || nm_skip_all "$reason"
+	[ -x "$PROBE" ] || nm_skip_all "$PROBE not built (make all)"
+	[ -x "$CTL" ] || nm_skip_all "$CTL not built (make all)"
+	nm_plan "$2"
+}
+
 # nm_tmpdir VAR: make a scratch directory, removed on cleanup, path in VAR.
 # (Not used as $(nm_tmpdir): the subshell would lose the cleanup entry.)
 nm_tmpdir() {
@@ -218,11 +236,8 @@ nm_node_add() {
 	ip netns add "$ns" || return 1
 	NM_NETNS+=("$ns")
 	ip -n "$ns" link set lo up || return 1
-	# Forwarding inside the node namespace only. rp_filter off: replies
-	# rev-NATed to the VIP arrive with a source the node has no route for.
-	nm_exec "$ns" sysctl -qw net.ipv4.ip_forward=1 \
-		net.ipv4.conf.all.rp_filter=0 \
-		net.ipv4.conf.default.rp_filter=0 || return 1
+	# Forwarding inside the node namespace only.
+	nm_exec "$ns" sysctl -qw net.ipv4.ip_forward=1 || return 1
 }
 
 # nm_pod_add NODE POD HOSTIF ADDR: a pod namespace with eth0 = ADDR/32,
@@ -234,12 +249,8 @@ nm_pod_add() {
 	ip netns add "$pod" || return 1
 	NM_NETNS+=("$pod")
 	ip -n "$pod" link set lo up || return 1
-	# Created in the node namespace, so the host side takes its sysctl
-	# defaults from there.
 	ip -n "$node" link add "$hostif" type veth peer name eth0 \
 		netns "$pod" || return 1
-	nm_exec "$node" sysctl -qw "net.ipv4.conf.$hostif.rp_filter=0" ||
-		return 1
 	ip -n "$node" addr add "$NM_GATEWAY/32" dev "$hostif" scope link ||
 		return 1
 	ip -n "$node" link set "$hostif" up || return 1

@@ -15,21 +15,11 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=tests/e2e/lib.sh
 . "$HERE/lib.sh"
 
-PROBE=$BUILD/tests/e2e/nm_probe
-CTL=$BUILD/nodemeshctl
-PREFIX="nm-e2e-$$"
-PIN_ROOT="/sys/fs/bpf/$PREFIX"
 VIP=$NM_VIP
 SVC="$VIP:80/tcp"
 ATTACH_OPTS=(--maglev-tables 16 --ct-max 16384)
 
-nm_trap_setup
-
-reason=$(nm_kernel_probe) || nm_skip_all "$reason"
-[ -x "$PROBE" ] || nm_skip_all "$PROBE not built (make all)"
-[ -x "$CTL" ] || nm_skip_all "$CTL not built (make all)"
-
-nm_plan 8
+nm_e2e_start "nm-e2e-$$" 8
 
 # nodemeshctl runs in the node namespace (attach takes interface names).
 ctl() {

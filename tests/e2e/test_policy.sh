@@ -16,21 +16,11 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=tests/e2e/lib.sh
 . "$HERE/lib.sh"
 
-PROBE=$BUILD/tests/e2e/nm_probe
-CTL=$BUILD/nodemeshctl
-PREFIX="nm-pol-$$"
-PIN_ROOT="/sys/fs/bpf/$PREFIX"
 NS=shop
 SERVER=$NM_POL_SERVER_IP
 FAIL_MS=700 # a denied SYN is dropped: the connect times out after this
 
-nm_trap_setup
-
-reason=$(nm_kernel_probe) || nm_skip_all "$reason"
-[ -x "$PROBE" ] || nm_skip_all "$PROBE not built (make all)"
-[ -x "$CTL" ] || nm_skip_all "$CTL not built (make all)"
-
-nm_plan 16
+nm_e2e_start "nm-pol-$$" 16
 
 # nodemeshctl runs in the node namespace, with this test's pins and state.
 ctl() {

@@ -32,28 +32,41 @@ void fx_teardown(struct fx *f)
 	f->skel = NULL;
 }
 
-/* Open and load lxc with every map unpinned: tests never see bpffs. */
-bool fx_setup_opts(struct fx *f, const struct fx_opts *o)
+int fx_unpin(struct bpf_object *obj)
 {
 	struct bpf_map *map;
 	int err;
 
+	bpf_object__for_each_map(map, obj) {
+		err = bpf_map__set_pin_path(map, NULL);
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+/* Open and load lxc with every map unpinned: tests never see bpffs. */
+bool fx_setup_opts(struct fx *f, const struct fx_opts *o)
+{
+	__u32 tables = o->maglev_tables ?: TEST_TABLES;
+	int err;
+
 	memset(f, 0, sizeof(*f));
+	f->m = o->maglev_m ?: TEST_M;
 	f->skel = lxc__open();
 	if (!ASSERT_TRUE(f->skel, "open lxc skeleton"))
 		return false;
-	bpf_object__for_each_map(map, f->skel->obj) {
-		err = bpf_map__set_pin_path(map, NULL);
-		if (!ASSERT_OK(err, "unpin map"))
-			goto fail;
-	}
-	f->skel->rodata->nm_cfg_maglev_m = TEST_M;
+	err = fx_unpin(f->skel->obj);
+	if (!ASSERT_OK(err, "unpin map"))
+		goto fail;
+	f->skel->rodata->nm_cfg_maglev_m = f->m;
 	f->skel->rodata->nm_cfg_events_allow = o->events_allow;
 	err = bpf_map__set_max_entries(f->skel->maps.nm_maglev_v1,
-				       TEST_TABLES * TEST_M);
+				       tables * f->m);
 	if (!ASSERT_OK(err, "size nm_maglev_v1"))
 		goto fail;
-	err = bpf_map__set_max_entries(f->skel->maps.nm_ct_v1, TEST_CT_MAX);
+	err = bpf_map__set_max_entries(f->skel->maps.nm_ct_v1,
+				       o->ct_max ?: TEST_CT_MAX);
 	if (!ASSERT_OK(err, "size nm_ct_v1"))
 		goto fail;
 	if (o->events_bytes) {
@@ -136,9 +149,9 @@ bool fill_table(struct fx *f, __u32 table, const __u32 *ids, size_t n)
 	__u32 s;
 	int err;
 
-	for (s = 0; s < TEST_M; s++) {
+	for (s = 0; s < f->m; s++) {
 		memset(&key, 0, sizeof(key));
-		key.index = table * TEST_M + s;
+		key.index = table * f->m + s;
 		val.backend_id = n ? ids[s % n] : 0;
 		err = bpf_map_update_elem(f->maglev, &key, &val, BPF_ANY);
 		if (!ASSERT_OK(err, "update nm_maglev_v1"))
@@ -275,6 +288,7 @@ bool run_prog(struct fx *f, int prog, const void *in, size_t len, struct run *r)
 		return false;
 	r->len = opts.data_size_out;
 	r->verdict = opts.retval;
+	r->duration = opts.duration;
 	return true;
 }
 
@@ -313,18 +327,24 @@ __u64 metric(struct fx *f, __u32 reason)
 	return metric_dir(f, NM_DIR_FROM_POD, reason);
 }
 
+void ct_key(struct nm_ct_key *key, __be32 saddr, __be32 daddr, __be16 sport,
+	    __be16 dport, __u8 proto, __u8 dir)
+{
+	memset(key, 0, sizeof(*key));
+	key->saddr = saddr;
+	key->daddr = daddr;
+	key->sport = sport;
+	key->dport = dport;
+	key->proto = proto;
+	key->dir = dir;
+}
+
 bool ct_get(struct fx *f, __be32 saddr, __be32 daddr, __be16 sport,
 	    __be16 dport, __u8 proto, __u8 dir, struct nm_ct_val *val)
 {
 	struct nm_ct_key key;
 
-	memset(&key, 0, sizeof(key));
-	key.saddr = saddr;
-	key.daddr = daddr;
-	key.sport = sport;
-	key.dport = dport;
-	key.proto = proto;
-	key.dir = dir;
+	ct_key(&key, saddr, daddr, sport, dport, proto, dir);
 	return bpf_map_lookup_elem(f->ct, &key, val) == 0;
 }
 

@@ -39,9 +39,11 @@
 #define NR_BE 3
 
 struct lxc;
+struct bpf_object;
 
 struct fx {
 	struct lxc *skel;
+	__u32 m; /* Maglev slots per table */
 	int prog; /* nm_from_pod */
 	int to_pod; /* nm_to_pod */
 	int svc;
@@ -60,14 +62,20 @@ struct fx {
 struct fx_opts {
 	__u32 events_bytes; /* size of nm_events_v1 */
 	bool events_allow; /* nm_cfg_events_allow */
+	__u32 maglev_m; /* default TEST_M */
+	__u32 maglev_tables; /* default TEST_TABLES */
+	__u32 ct_max; /* default TEST_CT_MAX */
 };
 
 struct run {
 	__u8 out[NM_PKT_MAX];
 	__u32 len;
 	__u32 verdict;
+	__u32 duration; /* ns, as the kernel measured the run */
 };
 
+/* Clear the pin path of every map of @obj: it never touches bpffs. */
+int fx_unpin(struct bpf_object *obj);
 bool fx_setup(struct fx *f);
 bool fx_setup_opts(struct fx *f, const struct fx_opts *o);
 void fx_teardown(struct fx *f);
@@ -79,7 +87,7 @@ __u32 be_id_of(__be32 addr);
 
 bool set_service(struct fx *f, __u8 proto, __u32 table, __u16 count, __u8 algo);
 bool set_backend(struct fx *f, __u32 id, __u8 proto);
-/* Slot s of @table gets ids[s % n]. */
+/* Slot s of @table (f->m slots) gets ids[s % n]. */
 bool fill_table(struct fx *f, __u32 table, const __u32 *ids, size_t n);
 bool set_revnat(struct fx *f);
 /* VIP:80/@proto with backends 1..3 in table 0, and its rev-NAT entry. */
@@ -109,6 +117,8 @@ __u64 metric_dir(struct fx *f, __u32 dir, __u32 reason);
 /* Packets counted for @reason in the from-pod direction. */
 __u64 metric(struct fx *f, __u32 reason);
 
+void ct_key(struct nm_ct_key *key, __be32 saddr, __be32 daddr, __be16 sport,
+	    __be16 dport, __u8 proto, __u8 dir);
 bool ct_get(struct fx *f, __be32 saddr, __be32 daddr, __be16 sport,
 	    __be16 dport, __u8 proto, __u8 dir, struct nm_ct_val *val);
 

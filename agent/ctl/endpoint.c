@@ -1,0 +1,401 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * nodemeshctl endpoint and identity: register pods on this node, list
+ * them, and the identities this node knows.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+
+#include <bpf/bpf.h>
+
+#include "agent/ctl/ctl.h"
+#include "agent/labels.h"
+#include "agent/log.h"
+#include "agent/parse.h"
+#include "maps/identity.h"
+#include "maps/ipcache.h"
+
+static int parse_mac(const char *s, __u8 *mac)
+{
+	unsigned int v[6];
+	char end;
+	int i;
+
+	if (sscanf(s, "%x:%x:%x:%x:%x:%x%c", &v[0], &v[1], &v[2], &v[3], &v[4],
+		   &v[5], &end) != 6)
+		goto bad;
+	for (i = 0; i < 6; i++) {
+		if (v[i] > 0xff)
+			goto bad;
+		mac[i] = (__u8)v[i];
+	}
+	return 0;
+bad:
+	pr_warn("bad MAC address '%s': expected xx:xx:xx:xx:xx:xx", s);
+	return -EINVAL;
+}
+
+/* Lowest free endpoint id, or the id @addr already has. */
+static __u32 pick_endpoint_id(const struct nm_ep_rec *eps, size_t n,
+			      __be32 addr)
+{
+	__u32 eid = 1;
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (eps[i].addr == addr)
+			return eps[i].val.endpoint_id;
+	/* Sorted by id: walk up past every id in use from 1. */
+	for (i = 0; i < n; i++)
+		if (eps[i].val.endpoint_id == eid)
+			eid++;
+	return eid;
+}
+
+static void print_endpoint(const struct node_ctx *n, const struct nm_ep_rec *r,
+			   bool first)
+{
+	char ip[INET_ADDRSTRLEN], ids[48], mac[18], ifname[IF_NAMESIZE];
+	char *labels = id_labels(&n->ids, r->val.identity);
+	char namebuf[512];
+	const char *name = NULL;
+
+	/* Names are for display only: without one the line just omits it. */
+	if (!nm_state_get_ep_name(&n->st, ip_str(r->addr, ip), namebuf,
+				  sizeof(namebuf)))
+		name = namebuf;
+
+	if (!if_indextoname(r->val.ifindex, ifname))
+		snprintf(ifname, sizeof(ifname), "#%u", r->val.ifindex);
+	if (opt_json) {
+		printf("%s{\"ip\":\"%s\",\"endpoint_id\":%u,\"identity\":%llu,\"cluster_id\":%u,\"local_id\":%u,\"ifindex\":%u,\"iface\":",
+		       first ? "" : ",", ip_str(r->addr, ip), r->val.endpoint_id,
+		       (unsigned long long)r->val.identity,
+		       nm_identity_cluster(r->val.identity),
+		       nm_identity_local(r->val.identity), r->val.ifindex);
+		json_str(ifname);
+		printf(",\"mac\":\"%s\",\"enforcement\":\"%s\",", mac_str(r->val.mac, mac),
+		       enforce_str(r->val.flags));
+		if (name) {
+			printf("\"name\":");
+			json_str(name);
+			putchar(',');
+		}
+		printf("\"labels\":");
+		json_labels(&n->ids, r->val.identity);
+		putchar('}');
+	} else {
+		printf("%-15s id %-5u identity %-12s policy %-14s iface %s%s%s  %s\n",
+		       ip_str(r->addr, ip), r->val.endpoint_id,
+		       id_str(r->val.identity, ids, sizeof(ids)),
+		       enforce_str(r->val.flags), ifname, name ? " name " : "",
+		       name ?: "", labels ?: "?");
+	}
+	free(labels);
+}
+
+int cmd_endpoint_add(int argc, char **argv)
+{
+	const char *iface = NULL, *ns = NULL, *labels_s = NULL, *name = NULL,
+		   *mac_s = NULL, *ip_s = NULL;
+	struct nm_labels labels = {};
+	struct nm_ep_rec rec = {}, *eps = NULL;
+	struct nm_ipcache_key ik = { .prefixlen = 32 };
+	struct nm_ipcache_val iv = { .flags = NM_IPC_F_LOCAL };
+	struct nm_sync_stats stats;
+	const struct ctl_opt opts[] = {
+		{ "--iface", &iface },	   { "--namespace", &ns },
+		{ "--labels", &labels_s }, { "--name", &name },
+		{ "--mac", &mac_s },	   {}
+	};
+	struct node_ctx n;
+	char msg[256], ipbuf[INET_ADDRSTRLEN];
+	bool created;
+	size_t n_eps = 0, i;
+	int err;
+
+	memset(&n, 0, sizeof(n));
+	err = ctl_args(argc, argv, "endpoint add", opts, &ip_s);
+	if (err)
+		return err;
+	if (!ip_s || !iface || !ns) {
+		pr_warn("endpoint add needs IP, --iface IFACE and --namespace NS");
+		return -EINVAL;
+	}
+	if (nm_parse_ipv4(ip_s, &rec.addr)) {
+		pr_warn("bad endpoint address '%s': expected an IPv4 address", ip_s);
+		return -EINVAL;
+	}
+	rec.val.ifindex = if_nametoindex(iface);
+	if (!rec.val.ifindex) {
+		pr_warn("failed to find interface %s for endpoint %s: %s", iface,
+			ip_s, strerror(errno));
+		return -ENODEV;
+	}
+	if (mac_s && parse_mac(mac_s, rec.val.mac))
+		return -EINVAL;
+	if (nm_label_value_check(ns, msg, sizeof(msg)) || !*ns) {
+		pr_warn("bad namespace '%s': %s", ns, *ns ? msg : "empty");
+		return -EINVAL;
+	}
+	if (labels_s && *labels_s &&
+	    nm_labels_parse(labels_s, &labels, msg, sizeof(msg))) {
+		pr_warn("bad labels '%s': %s", labels_s, msg);
+		return -EINVAL;
+	}
+	/* The agent owns these two: a pod cannot claim another namespace or cluster. */
+	if (nm_labels_get(&labels, NM_LABEL_NAMESPACE) ||
+	    nm_labels_get(&labels, NM_LABEL_CLUSTER)) {
+		pr_warn("bad labels '%s': %s and %s are set by nodemesh", labels_s,
+			NM_LABEL_NAMESPACE, NM_LABEL_CLUSTER);
+		err = -EINVAL;
+		goto out;
+	}
+	err = node_open(&n, true);
+	if (err)
+		goto out;
+	err = nm_labels_set(&labels, NM_LABEL_NAMESPACE, ns);
+	if (!err)
+		err = nm_labels_set(&labels, NM_LABEL_CLUSTER, n.st.node.cluster);
+	if (err)
+		goto out;
+	err = nm_identity_alloc(&n.ids, n.st.node.cluster_id, &labels,
+				&rec.val.identity, &created);
+	if (!err && created)
+		err = nm_idstore_save(&n.st, &n.ids);
+	if (err)
+		goto out;
+	err = nm_endpoints_read(&n.maps, &eps, &n_eps);
+	if (err)
+		goto out;
+	rec.val.endpoint_id = pick_endpoint_id(eps, n_eps, rec.addr);
+	/* Without --name a re-add keeps the name it had. */
+	if (name) {
+		err = nm_state_set_ep_name(&n.st, ip_str(rec.addr, ipbuf), ns,
+					   name);
+		if (err)
+			goto out;
+	}
+	/* The new endpoint's policy entries and flags land before it does. */
+	err = resync(&n, &rec, &stats);
+	if (err)
+		goto out;
+	ik.addr = rec.addr;
+	iv.identity = rec.val.identity;
+	err = ctl_map_update(&n.maps, n.maps.ipcache, NM_MAP_IPCACHE, &ik, &iv);
+	if (err)
+		goto out;
+	free(eps);
+	eps = NULL;
+	err = nm_endpoints_read(&n.maps, &eps, &n_eps);
+	if (err)
+		goto out;
+	for (i = 0; i < n_eps; i++) {
+		if (eps[i].addr != rec.addr)
+			continue;
+		printf(opt_json ? "{\"endpoint\":" : "added endpoint ");
+		print_endpoint(&n, &eps[i], true);
+		if (opt_json)
+			printf(",\"identity_created\":%s,",
+			       created ? "true" : "false");
+		ctl_sync_report("recompiled", &stats);
+	}
+out:
+	free(eps);
+	nm_labels_free(&labels);
+	node_close(&n);
+	return err;
+}
+
+int cmd_endpoint_delete(int argc, char **argv)
+{
+	struct nm_endpoint_key k = {};
+	struct nm_endpoint_val v;
+	struct nm_ipcache_key ik = { .prefixlen = 32 };
+	struct nm_ipcache_val iv;
+	struct nm_sync_stats stats;
+	struct node_ctx n;
+	char ipbuf[INET_ADDRSTRLEN];
+	int err;
+
+	if (argc != 1 || argv[0][0] == '-') {
+		pr_warn("endpoint delete takes exactly one IP");
+		return -EINVAL;
+	}
+	if (nm_parse_ipv4(argv[0], &k.addr)) {
+		pr_warn("bad endpoint address '%s': expected an IPv4 address",
+			argv[0]);
+		return -EINVAL;
+	}
+	err = node_open(&n, true);
+	if (err)
+		goto out;
+	err = node_endpoint(&n, argv[0], &k, &v);
+	if (err)
+		goto out;
+	/* Its ipcache entry first, then the endpoint, then its policy entries. */
+	ik.addr = k.addr;
+	if (!bpf_map_lookup_elem(n.maps.ipcache, &ik, &iv) &&
+	    (iv.flags & NM_IPC_F_LOCAL))
+		err = ctl_map_delete(&n.maps, n.maps.ipcache, NM_MAP_IPCACHE,
+				     &ik);
+	if (!err)
+		err = ctl_map_delete(&n.maps, n.maps.endpoints,
+				     NM_MAP_ENDPOINTS, &k);
+	if (!err)
+		err = resync(&n, NULL, &stats);
+	if (!err)
+		err = nm_state_set_ep_name(&n.st, ip_str(k.addr, ipbuf), NULL,
+					   NULL);
+	if (err)
+		goto out;
+	if (opt_json)
+		printf("{\"deleted\":\"%s\",\"endpoint_id\":%u,", argv[0],
+		       v.endpoint_id);
+	else
+		printf("deleted endpoint %s (id %u)\n", argv[0], v.endpoint_id);
+	ctl_sync_report("recompiled", &stats);
+out:
+	node_close(&n);
+	return err;
+}
+
+int cmd_endpoint_list(int argc, char **argv)
+{
+	struct nm_ep_rec *eps = NULL;
+	struct node_ctx n;
+	size_t n_eps = 0, i;
+	int err;
+
+	err = ctl_args(argc, argv, "endpoint list", NULL, NULL);
+	if (err)
+		return err;
+	err = node_open(&n, false);
+	if (!err)
+		err = nm_endpoints_read(&n.maps, &eps, &n_eps);
+	if (err)
+		goto out;
+	ctl_list_begin("no endpoints\n", n_eps);
+	for (i = 0; i < n_eps; i++)
+		print_endpoint(&n, &eps[i], i == 0);
+	ctl_list_end();
+out:
+	free(eps);
+	node_close(&n);
+	return err;
+}
+
+int cmd_identity_list(int argc, char **argv)
+{
+	struct node_ctx n;
+	char ids[48], cs[24];
+	size_t i;
+	int err;
+
+	err = ctl_args(argc, argv, "identity list", NULL, NULL);
+	if (err)
+		return err;
+	err = node_open(&n, false);
+	if (err)
+		goto out;
+	ctl_list_begin(NULL, 0);
+	for (i = 0; i < n.ids.n; i++) {
+		const struct nm_identity_info *info = &n.ids.v[i];
+		char *labels = nm_labels_str(&info->labels);
+
+		if (opt_json) {
+			printf("%s{\"id\":%llu,\"cluster_id\":%u,\"local_id\":%u,\"reserved\":%s,",
+			       ctl_sep(i), (unsigned long long)info->id,
+			       nm_identity_cluster(info->id),
+			       nm_identity_local(info->id),
+			       nm_identity_is_reserved(info->id) ? "true" : "false");
+			if (info->is_cidr)
+				printf("\"cidr\":\"%s\",",
+				       nm_cidr_str(&info->cidr, cs, sizeof(cs)));
+			printf("\"labels\":");
+			json_labels(&n.ids, info->id);
+			putchar('}');
+		} else {
+			printf("%-12llu %-20s cluster %-5u local %-8u %s\n",
+			       (unsigned long long)info->id,
+			       id_str(info->id, ids, sizeof(ids)),
+			       nm_identity_cluster(info->id),
+			       nm_identity_local(info->id), labels ?: "?");
+		}
+		free(labels);
+	}
+	ctl_list_end();
+out:
+	node_close(&n);
+	return err;
+}
+
+/* identity add: a remote cluster's identity, until the kvstore brings them. */
+int cmd_identity_add(int argc, char **argv)
+{
+	const char *cid_s = NULL, *labels_s = NULL;
+	struct nm_labels labels = {};
+	struct nm_sync_stats stats;
+	struct node_ctx n;
+	char msg[256], ids[48];
+	bool created;
+	const struct ctl_opt opts[] = {
+		{ "--cluster-id", &cid_s }, { "--labels", &labels_s }, {}
+	};
+	__u32 cid = 0;
+	__u64 id;
+	int err;
+
+	memset(&n, 0, sizeof(n));
+	err = ctl_args(argc, argv, "identity add", opts, NULL);
+	if (err)
+		return err;
+	if (!cid_s || !labels_s) {
+		pr_warn("identity add needs --cluster-id N and --labels");
+		return -EINVAL;
+	}
+	if (parse_u32(cid_s, "--cluster-id", &cid))
+		return -EINVAL;
+	if (cid < 1 || cid > NM_ID_CLUSTER_MAX) {
+		pr_warn("bad value '%s' for --cluster-id: must be 1..65535", cid_s);
+		return -EINVAL;
+	}
+	if (nm_labels_parse(labels_s, &labels, msg, sizeof(msg))) {
+		pr_warn("bad labels '%s': %s", labels_s, msg);
+		return -EINVAL;
+	}
+	if (!nm_labels_get(&labels, NM_LABEL_NAMESPACE) ||
+	    !nm_labels_get(&labels, NM_LABEL_CLUSTER)) {
+		pr_warn("bad labels '%s': an identity needs %s and %s", labels_s,
+			NM_LABEL_NAMESPACE, NM_LABEL_CLUSTER);
+		err = -EINVAL;
+		goto out;
+	}
+	err = node_open(&n, true);
+	if (!err)
+		err = nm_identity_alloc(&n.ids, (__u16)cid, &labels, &id, &created);
+	if (!err && created)
+		err = nm_idstore_save(&n.st, &n.ids);
+	/* A new identity may be the peer of a rule. */
+	if (!err)
+		err = resync(&n, NULL, &stats);
+	if (err)
+		goto out;
+	if (opt_json)
+		printf("{\"id\":%llu,\"cluster_id\":%u,\"local_id\":%u,\"created\":%s,",
+		       (unsigned long long)id, cid, nm_identity_local(id),
+		       created ? "true" : "false");
+	else
+		printf("%s identity %llu (%s)\n", created ? "added" : "existing",
+		       (unsigned long long)id, id_str(id, ids, sizeof(ids)));
+	ctl_sync_report("recompiled", &stats);
+out:
+	nm_labels_free(&labels);
+	node_close(&n);
+	return err;
+}
