@@ -9,7 +9,7 @@ PKGS=(
 	libbpf-dev bpftool libelf-dev zlib1g-dev
 	libcurl4-openssl-dev libjson-c-dev libyaml-dev libcmocka-dev
 	iproute2 iputils-ping netcat-openbsd socat ethtool
-	etcd-server etcd-client
+	etcd-server etcd-client openssl
 )
 
 if [ "$(id -u)" -ne 0 ]; then

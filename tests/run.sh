@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0
-# Run every test suite (unit, bpf, e2e), each printing TAP, and close with
+# Run every test suite (unit, bpf, etcd, e2e), each printing TAP, and close with
 # one line "N passed, N failed, N skipped". A suite that crashes or stops
 # short of its plan counts its missing tests as failed.
 set -u
@@ -53,6 +53,10 @@ done
 for t in "$BUILD"/tests/bpf/test_*; do
 	[ -x "$t" ] || continue
 	run_suite "bpf/$(basename "$t")" "$t"
+done
+for t in "$BUILD"/tests/etcd/test_*; do
+	[ -x "$t" ] || continue
+	run_suite "etcd/$(basename "$t")" "$t"
 done
 for t in tests/e2e/test_*.sh; do
 	[ -x "$t" ] || continue
