@@ -38,5 +38,6 @@
 #define NM_MAP_ENDPOINTS "nm_endpoints_v1"
 #define NM_MAP_POLICY "nm_policy_v1"
 #define NM_MAP_EVENTS "nm_events_v1"
+#define NM_MAP_NODES "nm_nodes_v1"
 
 #endif /* NM_MAPS_COMMON_H */

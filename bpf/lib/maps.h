@@ -21,6 +21,7 @@
 #include "maps/endpoint.h"
 #include "maps/policy.h"
 #include "maps/events.h"
+#include "maps/node.h"
 
 /* Frontends, written by the agent. */
 struct {
@@ -134,5 +135,15 @@ struct {
 	__uint(max_entries, NM_EVENTS_RING_BYTES);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } nm_events_v1 SEC(".maps");
+
+/* Nodes of every cluster, written by the agent from the kvstore. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, NM_NODES_MAX);
+	__type(key, struct nm_node_key);
+	__type(value, struct nm_node_val);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} nm_nodes_v1 SEC(".maps");
 
 #endif /* NM_BPF_MAPS_H */

@@ -56,7 +56,7 @@ static void setup_cleanup(void)
 	static const char *const names[] = {
 		NM_MAP_SERVICES, NM_MAP_BACKENDS, NM_MAP_MAGLEV, NM_MAP_REVNAT,
 		NM_MAP_CT,	 NM_MAP_METRICS,  NM_MAP_CONFIG,  NM_MAP_IPCACHE,
-		NM_MAP_ENDPOINTS, NM_MAP_POLICY,  NM_MAP_EVENTS,
+		NM_MAP_ENDPOINTS, NM_MAP_POLICY,  NM_MAP_EVENTS,  NM_MAP_NODES,
 	};
 	static const int sigs[] = { SIGINT, SIGTERM, SIGSEGV, SIGABRT, SIGBUS };
 	struct sigaction sa = { .sa_handler = on_signal,

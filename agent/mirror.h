@@ -1,0 +1,74 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Mirroring one cluster's kvstore: list the cluster's prefix, then watch
+ * it from the listed revision + 1, decode and validate every record
+ * against the connection (agent/kvstore.h) and hand valid ones to a sink.
+ * One thread per cluster (see docs/ARCHITECTURE.md, etcd transport).
+ *
+ * Mark-and-sweep: every (re-)list marks what it saw; keys mirrored before
+ * but absent from the new list are removed through the sink, so nothing
+ * stale survives a compaction, an etcd restart with a new cluster_id, or
+ * a reconnect. A rejected record never reaches the sink; it is counted
+ * and its reason kept as the cluster's last error. A rejected PUT of a
+ * key mirrored before removes the old value (the cluster no longer
+ * stands behind it).
+ */
+#ifndef NM_AGENT_MIRROR_H
+#define NM_AGENT_MIRROR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <linux/types.h>
+
+#include "agent/etcd.h"
+#include "agent/kvstore.h"
+
+/*
+ * Where valid records go. Called from the mirror's thread; several
+ * mirrors share one sink, so the sink serialises itself. A non-zero
+ * return is logged and counted (apply_errors) and the key is retried on
+ * the next re-list.
+ */
+struct nm_mirror_sink {
+	int (*upsert)(void *arg, const struct nm_kv_record *rec);
+	int (*remove)(void *arg, const struct nm_kv_key *key);
+	void *arg;
+};
+
+struct nm_mirror_conf {
+	struct nm_etcd_config etcd; /* endpoints, TLS, credentials */
+	const char *prefix; /* kvstore prefix, NULL: NM_KV_PREFIX_DEFAULT */
+	const char *cluster; /* expected cluster name */
+	__u16 cluster_id; /* expected cluster id */
+	__u32 page_size; /* range page size, 0: 5000 */
+};
+
+struct nm_mirror_stats {
+	bool connected; /* the watch stream is up */
+	bool synced; /* the first list completed */
+	__s64 revision; /* last revision applied */
+	__u64 records; /* keys currently mirrored */
+	__u64 rejected; /* records refused by validation, ever */
+	__u64 apply_errors; /* sink failures, ever */
+	__u64 relists; /* lists after the first (compaction, restart) */
+	__u64 reconnects; /* watch reconnects */
+	__u64 last_heartbeat_mono_ns; /* CLOCK_MONOTONIC of the last heartbeat change; 0 never */
+	__u64 last_error_mono_ns;
+	char last_error[NM_KV_ERR_LEN]; /* "" when none */
+};
+
+struct nm_mirror;
+
+/* Start mirroring in a new thread. The strings in @conf are copied. */
+int nm_mirror_start(const struct nm_mirror_conf *conf,
+		    const struct nm_mirror_sink *sink, struct nm_mirror **out,
+		    char *err, size_t errlen);
+/* Stop the thread (within ~100 ms) and free; mirrored keys stay. */
+void nm_mirror_stop(struct nm_mirror *m);
+/* Stop, then remove every mirrored key through the sink, then free. */
+int nm_mirror_drain(struct nm_mirror *m);
+/* A consistent copy of the counters. */
+void nm_mirror_get_stats(struct nm_mirror *m, struct nm_mirror_stats *out);
+const char *nm_mirror_cluster(const struct nm_mirror *m);
+
+#endif /* NM_AGENT_MIRROR_H */

@@ -1,0 +1,63 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The map sink: applies mirrored kvstore records of every cluster to the
+ * pinned maps of this node, behind one mutex (mirrors call it from their
+ * threads). What each record becomes:
+ *
+ *   node      nm_nodes_v1[node_ip] = {cluster_id, ...}; pod CIDRs are not
+ *             routed yet (overlay issue).
+ *   endpoint  nm_ipcache_v1[ip/32] = {identity, tunnel_endpoint = the
+ *             node_ip of its node (0 until the node record is seen, fixed
+ *             up when it arrives)}. This node's own endpoints are left
+ *             alone (nodemeshctl/CNI own them, flag NM_IPC_F_LOCAL).
+ *   identity  added to the identity store with its labels (remote and
+ *             local clusters alike) so policy selectors can match it;
+ *             policy is recompiled (coalesced: at most one recompile per
+ *             nm_sink_flush()).
+ *   service   each frontend's backends are the union of the backends of
+ *             every cluster's record with that frontend (cluster_id set in
+ *             nm_backend_val), programmed with nm_svc_upsert; removing a
+ *             cluster's record re-programs the union without it and
+ *             deletes the frontend when no cluster has it any more.
+ *   cluster, heartbeat, synced: no map state (the mirror tracks them).
+ *
+ * A remove undoes exactly what the upsert of that key did; upserting a
+ * key again replaces its previous contribution.
+ */
+#ifndef NM_AGENT_SINK_H
+#define NM_AGENT_SINK_H
+
+#include <stdbool.h>
+#include <linux/types.h>
+
+#include "agent/kvstore.h"
+#include "agent/loader.h"
+#include "agent/state.h"
+
+struct nm_sink;
+
+struct nm_sink_conf {
+	struct nm_maps *maps; /* opened pinned maps; not owned */
+	const struct nm_state *state; /* identities.json, policies; not owned */
+	const char *local_cluster;
+	__u16 local_cluster_id;
+	const char *local_node; /* this node's name: its endpoints are local */
+};
+
+int nm_sink_open(const struct nm_sink_conf *conf, struct nm_sink **out);
+void nm_sink_close(struct nm_sink *s);
+
+/* The two nm_mirror_sink callbacks; @arg is the struct nm_sink. */
+int nm_sink_upsert(void *arg, const struct nm_kv_record *rec);
+int nm_sink_remove(void *arg, const struct nm_kv_key *key);
+
+/* Recompile policy and save identities if records changed them. */
+int nm_sink_flush(struct nm_sink *s);
+
+struct nm_sink_stats {
+	__u64 nodes, endpoints, identities, services; /* currently held */
+};
+void nm_sink_get_stats(struct nm_sink *s, const char *cluster,
+		       struct nm_sink_stats *out);
+
+#endif /* NM_AGENT_SINK_H */
