@@ -23,7 +23,8 @@
 /*
  * From-pod, not a service: @key is the packet's tuple in the FORWARD
  * scope. A flow the pod opened, or its answer to a flow delivered to it
- * (the reverse of an INGRESS entry), passes; a new one goes through the
+ * (the reverse of an INGRESS entry, or the REPLY entry of the opener when
+ * the server is not a local endpoint), passes; a new one goes through the
  * pod's egress policy and, allowed, gets FORWARD and REPLY entries (no
  * rev-NAT) so its replies pass the pod's ingress policy at to-pod.
  */
@@ -50,6 +51,14 @@ static __always_inline __u32 nm_flow_from_pod(const struct nm_pkt *p,
 		nm_ct_refresh(ct, p, now);
 		return NM_REASON_CT_REPLY;
 	}
+	/* A server that is no endpoint here (so its to-pod made no INGRESS
+	 * entry) answering a flow a local pod opened: the opener's REPLY
+	 * entry names this very tuple. Not a new flow of the server's. */
+	rkey = *key;
+	rkey.dir = NM_CT_REPLY;
+	ct = nm_ct_lookup(&rkey, &now);
+	if (ct)
+		return NM_REASON_CT_REPLY;
 
 	reason = nm_policy_egress(key->saddr, key->daddr, key->proto,
 				  key->dport, res);

@@ -283,6 +283,7 @@ static void udp_reply_from_backend_is_revnat_to_vip(void)
 /* The rev-NAT moved to nm_to_pod: at from-pod a reply leaves as sent. */
 static void reply_at_from_pod_is_not_rewritten(void)
 {
+	struct nm_ct_val ct;
 	__u8 in[NM_PKT_MAX];
 	struct run r;
 	struct fx f;
@@ -304,6 +305,12 @@ static void reply_at_from_pod_is_not_rewritten(void)
 	if (ASSERT_EQ(r.len, len, "output length"))
 		ASSERT_MEMEQ(r.out, in, len, "packet untouched");
 	ASSERT_EQ(metric(&f, NM_REASON_REVNAT), 0, "no REVNAT at from-pod");
+	/* The backend is no endpoint: its answer is still a reply, not a
+	 * new flow with entries of its own. */
+	ASSERT_EQ(metric(&f, NM_REASON_CT_REPLY), 1, "counted as a reply");
+	ASSERT_TRUE(!ct_get(&f, be_addr(id), CLIENT, BE_PORT, CPORT,
+			    IPPROTO_TCP, NM_CT_FORWARD, &ct),
+		    "no forward entry for the backend's answer");
 out:
 	fx_teardown(&f);
 }
