@@ -1,0 +1,1471 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The kvstore mirror (agent/mirror.c) against real etcd processes on
+ * 127.0.0.1, through a fake in-memory sink that records every upsert and
+ * remove by key. Tests sharing the main etcd use a prefix of their own;
+ * those that kill, wipe or compact an etcd start their own.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include "agent/base64.h"
+#include "agent/etcd.h"
+#include "agent/kvstore.h"
+#include "agent/mirror.h"
+#include "maps/identity.h"
+#include "tests/lib/etcd_srv.h"
+#include "tests/lib/kv_fx.h"
+#include "tests/lib/test.h"
+
+static struct etcd_srv srv_main;
+static bool srv_main_up;
+static char certs[PATH_MAX];
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static void sleep_ms(long ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+
+	nanosleep(&ts, NULL);
+}
+
+/* Poll @cond every 10 ms for up to @secs; true once it holds. */
+#define WAIT_FOR(cond, secs)                                          \
+	({                                                            \
+		double ___t0 = now_s();                               \
+		bool ___ok;                                           \
+		while (!(___ok = (cond)) && now_s() - ___t0 < (secs)) \
+			sleep_ms(10);                                 \
+		___ok;                                                \
+	})
+
+static bool have_etcd(void)
+{
+	if (access(getenv("ETCD_BIN") ? getenv("ETCD_BIN") : "/usr/bin/etcd",
+		   X_OK)) {
+		nm_test_skip("etcd not installed (scripts/deps.sh)");
+		return false;
+	}
+	return true;
+}
+
+static bool need_main(void)
+{
+	if (srv_main_up)
+		return true;
+	if (!have_etcd())
+		return false;
+	if (!ASSERT_OK(etcd_srv_start(&srv_main, NULL), "start etcd"))
+		return false;
+	srv_main_up = true;
+	return true;
+}
+
+static struct nm_etcd *client_for(const char *url)
+{
+	struct nm_etcd_config cfg = { .n_endpoints = 1 };
+	struct nm_etcd_err err = { { 0 } };
+	struct nm_etcd *c;
+
+	cfg.endpoints[0] = url;
+	if (!ASSERT_OK(nm_etcd_open(&cfg, &c, &err), "open client")) {
+		printf("# %s\n", err.msg);
+		return NULL;
+	}
+	return c;
+}
+
+/*
+ * The fake sink: one entry per key ever seen, with what was last upserted
+ * and how often each callback ran for it. Chained hash, behind a mutex
+ * (the mirror calls from its thread, the test reads from its own).
+ */
+#define FS_BUCKETS 4096
+
+struct fs_ent {
+	struct fs_ent *next;
+	char key[NM_KV_KEY_MAX + 1];
+	char desc[128]; /* a short summary of the last value upserted */
+	bool present;
+	int upserts;
+	int removes;
+};
+
+struct fake_sink {
+	pthread_mutex_t lock;
+	const char *prefix;
+	struct fs_ent *b[FS_BUCKETS];
+	int upserts, removes, present;
+	int fail_upserts; /* make the next N upserts fail */
+};
+
+static unsigned int fs_hash(const char *s)
+{
+	unsigned int h = 5381;
+
+	while (*s)
+		h = h * 33 + (unsigned char)*s++;
+	return h % FS_BUCKETS;
+}
+
+static struct fs_ent *fs_get(struct fake_sink *fs, const char *key, bool add)
+{
+	unsigned int h = fs_hash(key);
+	struct fs_ent *e;
+
+	for (e = fs->b[h]; e; e = e->next) {
+		if (!strcmp(e->key, key))
+			return e;
+	}
+	if (!add)
+		return NULL;
+	e = calloc(1, sizeof(*e));
+	if (!e)
+		return NULL;
+	snprintf(e->key, sizeof(e->key), "%s", key);
+	e->next = fs->b[h];
+	fs->b[h] = e;
+	return e;
+}
+
+static void describe(const struct nm_kv_record *r, char *buf, size_t len)
+{
+	char a[INET_ADDRSTRLEN];
+
+	switch (r->key.type) {
+	case NM_KV_T_ENDPOINT:
+		inet_ntop(AF_INET, &r->ep.ip, a, sizeof(a));
+		snprintf(buf, len, "ep %s id %llu", a,
+			 (unsigned long long)r->ep.identity);
+		break;
+	case NM_KV_T_NODE:
+		inet_ntop(AF_INET, &r->node.node_ip, a, sizeof(a));
+		snprintf(buf, len, "node %s", a);
+		break;
+	case NM_KV_T_SERVICE:
+		inet_ntop(AF_INET, &r->svc.frontends[0].vip, a, sizeof(a));
+		snprintf(buf, len, "svc %s backends %zu", a, r->svc.n_backends);
+		break;
+	case NM_KV_T_IDENTITY:
+		snprintf(buf, len, "id %s",
+			 nm_labels_get(&r->identity.labels, "app") ?: "?");
+		break;
+	case NM_KV_T_HEARTBEAT:
+	case NM_KV_T_SYNCED:
+		snprintf(buf, len, "ts %llu",
+			 (unsigned long long)r->stamp.ts_ms);
+		break;
+	case NM_KV_T_CLUSTER:
+		snprintf(buf, len, "cluster %u", r->cluster.id);
+		break;
+	}
+}
+
+static int fs_upsert(void *arg, const struct nm_kv_record *rec)
+{
+	struct fake_sink *fs = arg;
+	char key[NM_KV_KEY_MAX + 1];
+	struct fs_ent *e;
+	int ret = 0;
+
+	if (nm_kv_key_format(fs->prefix, &rec->key, key, sizeof(key)))
+		return -ENAMETOOLONG;
+	pthread_mutex_lock(&fs->lock);
+	if (fs->fail_upserts > 0) {
+		fs->fail_upserts--;
+		ret = -EIO;
+		goto out;
+	}
+	e = fs_get(fs, key, true);
+	if (!e) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	describe(rec, e->desc, sizeof(e->desc));
+	if (!e->present)
+		fs->present++;
+	e->present = true;
+	e->upserts++;
+	fs->upserts++;
+out:
+	pthread_mutex_unlock(&fs->lock);
+	return ret;
+}
+
+static int fs_remove(void *arg, const struct nm_kv_key *k)
+{
+	struct fake_sink *fs = arg;
+	char key[NM_KV_KEY_MAX + 1];
+	struct fs_ent *e;
+
+	if (nm_kv_key_format(fs->prefix, k, key, sizeof(key)))
+		return -ENAMETOOLONG;
+	pthread_mutex_lock(&fs->lock);
+	e = fs_get(fs, key, true);
+	if (e) {
+		if (e->present)
+			fs->present--;
+		e->present = false;
+		e->removes++;
+	}
+	fs->removes++;
+	pthread_mutex_unlock(&fs->lock);
+	return e ? 0 : -ENOMEM;
+}
+
+static void fs_init(struct fake_sink *fs, const char *prefix,
+		    struct nm_mirror_sink *sink)
+{
+	memset(fs, 0, sizeof(*fs));
+	pthread_mutex_init(&fs->lock, NULL);
+	fs->prefix = prefix;
+	sink->upsert = fs_upsert;
+	sink->remove = fs_remove;
+	sink->arg = fs;
+}
+
+static void fs_free(struct fake_sink *fs)
+{
+	struct fs_ent *e, *n;
+	size_t i;
+
+	for (i = 0; i < FS_BUCKETS; i++) {
+		for (e = fs->b[i]; e; e = n) {
+			n = e->next;
+			free(e);
+		}
+	}
+	pthread_mutex_destroy(&fs->lock);
+}
+
+/* A copy of one entry (zeroed if the key was never seen). */
+static struct fs_ent fs_look(struct fake_sink *fs, const char *key)
+{
+	struct fs_ent out = { 0 }, *e;
+
+	pthread_mutex_lock(&fs->lock);
+	e = fs_get(fs, key, false);
+	if (e)
+		out = *e;
+	pthread_mutex_unlock(&fs->lock);
+	return out;
+}
+
+static bool fs_has(struct fake_sink *fs, const char *key, const char *desc)
+{
+	struct fs_ent e = fs_look(fs, key);
+
+	return e.present && (!desc || !strcmp(e.desc, desc));
+}
+
+static int fs_present(struct fake_sink *fs)
+{
+	int n;
+
+	pthread_mutex_lock(&fs->lock);
+	n = fs->present;
+	pthread_mutex_unlock(&fs->lock);
+	return n;
+}
+
+static struct nm_mirror_stats stats_of(struct nm_mirror *m)
+{
+	struct nm_mirror_stats st;
+
+	nm_mirror_get_stats(m, &st);
+	return st;
+}
+
+static struct nm_mirror *start_mirror(const struct nm_etcd_config *etcd,
+				      const char *prefix, __u32 page_size,
+				      const struct nm_mirror_sink *sink)
+{
+	struct nm_mirror_conf conf = { .prefix = prefix,
+				       .cluster = "east",
+				       .cluster_id = 1,
+				       .page_size = page_size };
+	struct nm_mirror *m = NULL;
+	char err[NM_ETCD_ERR_MAX + 64];
+
+	conf.etcd = *etcd;
+	if (!ASSERT_OK(nm_mirror_start(&conf, sink, &m, err, sizeof(err)),
+		       "start mirror"))
+		printf("# %s\n", err);
+	return m;
+}
+
+static struct nm_etcd_config plain(const char *url)
+{
+	struct nm_etcd_config cfg = { .n_endpoints = 1 };
+
+	cfg.endpoints[0] = url;
+	return cfg;
+}
+
+static bool wait_synced(struct nm_mirror *m, double secs)
+{
+	bool ok = WAIT_FOR(stats_of(m).synced, secs);
+
+	if (!ok)
+		printf("# not synced; last error: %s\n",
+		       stats_of(m).last_error);
+	return ASSERT_TRUE(ok, "mirror synced");
+}
+
+/* Stop and report how long it took (must be well under a second). */
+static void stop_timed(struct nm_mirror *m, const char *what)
+{
+	double t0 = now_s(), dt;
+
+	nm_mirror_stop(m);
+	dt = now_s() - t0;
+	printf("# %s: stopped in %.0f ms\n", what, dt * 1e3);
+	ASSERT_LT(dt * 1e3, 400, "stop is prompt");
+}
+
+static const char *ipstr(__be32 ip, char *buf)
+{
+	inet_ntop(AF_INET, &ip, buf, INET_ADDRSTRLEN);
+	return buf;
+}
+
+static __be32 ip4(const char *s)
+{
+	struct in_addr a;
+
+	inet_pton(AF_INET, s, &a);
+	return a.s_addr;
+}
+
+/* "ep A.B.C.D id N" as describe() prints an endpoint of cluster 1. */
+static char *ep_desc(__be32 ip, __u32 local, char *buf, size_t len)
+{
+	char a[INET_ADDRSTRLEN];
+
+	snprintf(buf, len, "ep %s id %llu", ipstr(ip, a),
+		 (unsigned long long)nm_identity_pack(1, local));
+	return buf;
+}
+
+static void test_list_then_watch_puts_deletes_txns(void)
+{
+	struct nm_kv_ctx ctx = { .prefix = "lw/",
+				 .cluster = "east",
+				 .cluster_id = 1 };
+	struct fx_kv cl = { 0 }, hb = { 0 }, node = { 0 }, ep1 = { 0 },
+		     ep2 = { 0 }, ep1b = { 0 }, id1 = { 0 }, svc = { 0 },
+		     svc2 = { 0 }, ep3 = { 0 };
+	struct nm_etcd_err err = { { 0 } };
+	struct nm_mirror_stats st;
+	struct nm_mirror_sink sink;
+	struct nm_etcd_config cfg;
+	struct nm_mirror *m = NULL;
+	struct nm_etcd *c = NULL;
+	struct fx_txn txn = { 0 };
+	struct fake_sink fs;
+	__u64 hb0;
+	char d[64];
+	__s64 rev;
+
+	fs_init(&fs, ctx.prefix, &sink);
+	if (!need_main())
+		goto out;
+	c = client_for(srv_main.url);
+	if (!c)
+		goto out;
+	if (fx_cluster(&ctx, &cl) || fx_heartbeat(&ctx, 1000, &hb) ||
+	    fx_node(&ctx, "node-1", ip4("192.168.1.10"), &node) ||
+	    fx_endpoint(&ctx, "shop", "web-1", ip4("10.1.0.5"), 256, &ep1) ||
+	    fx_endpoint(&ctx, "shop", "web-2", ip4("10.1.0.6"), 256, &ep2) ||
+	    fx_endpoint(&ctx, "shop", "web-1", ip4("10.1.0.9"), 257, &ep1b) ||
+	    fx_endpoint(&ctx, "shop", "web-3", ip4("10.1.0.7"), 256, &ep3) ||
+	    fx_identity(&ctx, 256, "web", &id1) ||
+	    fx_service(&ctx, "shop", "payments", ip4("10.96.0.10"),
+		       ip4("10.1.0.5"), &svc) ||
+	    fx_service(&ctx, "shop", "orders", ip4("10.96.0.11"),
+		       ip4("10.1.0.6"), &svc2)) {
+		nm_test_fail();
+		goto out;
+	}
+	/* Before the mirror: the list must bring these. */
+	if (fx_put(c, &cl, NULL) || fx_put(c, &hb, NULL) ||
+	    fx_put(c, &node, NULL) || fx_put(c, &ep1, NULL) ||
+	    fx_put(c, &id1, NULL) ||
+	    /* a local policy manifest: not mirrored, not rejected */
+	    fx_put_raw(c, "lw/policies/v1/shop/p", "kind: X", 7, NULL)) {
+		nm_test_fail();
+		goto out;
+	}
+	cfg = plain(srv_main.url);
+	m = start_mirror(&cfg, ctx.prefix, 0, &sink);
+	if (!m || !wait_synced(m, 5))
+		goto out;
+	st = stats_of(m);
+	ASSERT_EQ(st.records, 5, "records after the list");
+	ASSERT_EQ(st.rejected, 0, "nothing rejected");
+	ASSERT_TRUE(st.connected, "connected");
+	ASSERT_TRUE(st.last_heartbeat_mono_ns != 0, "heartbeat seen");
+	ASSERT_TRUE(!strcmp(nm_mirror_cluster(m), "east"), "cluster name");
+	hb0 = st.last_heartbeat_mono_ns;
+	ASSERT_TRUE(fs_has(&fs, cl.key, "cluster 1"), "cluster listed");
+	ASSERT_TRUE(fs_has(&fs, node.key, "node 192.168.1.10"), "node listed");
+	ASSERT_TRUE(fs_has(&fs, ep1.key,
+			   ep_desc(ip4("10.1.0.5"), 256, d, sizeof(d))),
+		    "endpoint listed");
+	ASSERT_TRUE(fs_has(&fs, id1.key, "id web"), "identity listed");
+	ASSERT_EQ(fs_present(&fs), 5, "sink holds the list");
+
+	/* Watch: a put, an overwrite, a delete, a txn of put+delete. */
+	if (fx_put(c, &ep2, NULL) || fx_put(c, &ep1b, NULL) ||
+	    fx_put(c, &svc, NULL)) {
+		nm_test_fail();
+		goto out;
+	}
+	if (!ASSERT_OK(nm_etcd_delete(c, node.key, false, NULL, NULL, &err),
+		       err.msg))
+		goto out;
+	if (fx_txn_put(&txn, svc2.key, svc2.val, svc2.len) ||
+	    fx_txn_put(&txn, ep3.key, ep3.val, ep3.len) ||
+	    fx_txn_del(&txn, svc.key) || fx_txn_commit(c, &txn)) {
+		nm_test_fail();
+		goto out;
+	}
+	sleep_ms(20);
+	fx_kv_free(&hb);
+	if (fx_heartbeat(&ctx, 2000, &hb) || fx_put(c, &hb, &rev)) {
+		nm_test_fail();
+		goto out;
+	}
+	if (!ASSERT_TRUE(WAIT_FOR(stats_of(m).revision >= rev, 5),
+			 "watch caught up"))
+		goto out;
+	st = stats_of(m);
+	ASSERT_TRUE(fs_has(&fs, ep2.key, NULL), "put arrives");
+	ASSERT_TRUE(fs_has(&fs, ep1.key,
+			   ep_desc(ip4("10.1.0.9"), 257, d, sizeof(d))),
+		    "overwrite arrives");
+	ASSERT_EQ(fs_look(&fs, ep1.key).upserts, 2, "one upsert per put");
+	ASSERT_TRUE(!fs_has(&fs, node.key, NULL), "delete arrives");
+	ASSERT_EQ(fs_look(&fs, node.key).removes, 1, "one remove");
+	ASSERT_TRUE(fs_has(&fs, svc2.key, "svc 10.96.0.11 backends 1"),
+		    "txn put arrives");
+	ASSERT_TRUE(fs_has(&fs, ep3.key, NULL), "second txn put arrives");
+	ASSERT_TRUE(!fs_has(&fs, svc.key, NULL) &&
+			    fs_look(&fs, svc.key).upserts == 1,
+		    "txn delete arrives");
+	ASSERT_TRUE(fs_has(&fs, hb.key, "ts 2000"), "heartbeat updated");
+	ASSERT_GT(st.last_heartbeat_mono_ns, hb0, "heartbeat time moves");
+	ASSERT_EQ(st.records, 7, "records after the watch");
+	ASSERT_EQ(fs_present(&fs), 7, "sink agrees");
+	ASSERT_EQ(st.revision, rev, "revision tracked");
+	ASSERT_EQ(st.relists, 0, "no re-list");
+	ASSERT_EQ(st.rejected, 0, "nothing rejected");
+
+	/* A prefix delete: every key of the kind goes. */
+	if (!ASSERT_OK(nm_etcd_delete(c, "lw/state/endpoints/", true, NULL,
+				      &rev, &err),
+		       err.msg))
+		goto out;
+	ASSERT_TRUE(WAIT_FOR(stats_of(m).revision >= rev, 5), "caught up");
+	ASSERT_TRUE(!fs_has(&fs, ep1.key, NULL) &&
+			    !fs_has(&fs, ep2.key, NULL) &&
+			    !fs_has(&fs, ep3.key, NULL),
+		    "prefix delete arrives");
+	ASSERT_EQ(stats_of(m).records, 4, "records left");
+
+	/* Drain: every mirrored key leaves the sink. */
+	ASSERT_OK(nm_mirror_drain(m), "drain");
+	m = NULL;
+	ASSERT_EQ(fs_present(&fs), 0, "drained");
+	ASSERT_TRUE(fs_look(&fs, "lw/policies/v1/shop/p").upserts == 0,
+		    "policies never mirrored");
+out:
+	nm_mirror_stop(m);
+	fx_txn_free(&txn);
+	fx_kv_free(&ep3);
+	fx_kv_free(&svc2);
+	fx_kv_free(&svc);
+	fx_kv_free(&id1);
+	fx_kv_free(&ep1b);
+	fx_kv_free(&ep2);
+	fx_kv_free(&ep1);
+	fx_kv_free(&node);
+	fx_kv_free(&hb);
+	fx_kv_free(&cl);
+	nm_etcd_close(c);
+	fs_free(&fs);
+}
+
+/* @n endpoints "<prefix>state/endpoints/v1/east/shop/ep-%05d" in txns. */
+static int fill_endpoints(struct nm_etcd *c, const struct nm_kv_ctx *ctx, int n,
+			  const char *fmt)
+{
+	struct fx_txn txn = { 0 };
+	struct fx_kv kv;
+	char name[64];
+	int i, ret = 0;
+
+	for (i = 0; i < n && !ret; i++) {
+		snprintf(name, sizeof(name), fmt, i);
+		ret = fx_endpoint(ctx, "shop", name, fx_ip(10, i + 1), 256,
+				  &kv);
+		if (ret)
+			break;
+		ret = fx_txn_put(&txn, kv.key, kv.val, kv.len);
+		fx_kv_free(&kv);
+		if (!ret && txn.n == FX_TXN_OPS)
+			ret = fx_txn_commit(c, &txn);
+	}
+	if (!ret)
+		ret = fx_txn_commit(c, &txn);
+	fx_txn_free(&txn);
+	return ret;
+}
+
+static void test_pagination_10k(void)
+{
+	struct nm_kv_ctx ctx = { .prefix = "pg/",
+				 .cluster = "east",
+				 .cluster_id = 1 };
+	struct nm_mirror_sink sink;
+	struct nm_etcd_config cfg;
+	struct nm_mirror *m = NULL;
+	struct nm_etcd *c = NULL;
+	struct fake_sink fs;
+	char key[128], d[64];
+	double t0;
+
+	fs_init(&fs, ctx.prefix, &sink);
+	if (!need_main())
+		goto out;
+	c = client_for(srv_main.url);
+	if (!c)
+		goto out;
+	t0 = now_s();
+	if (!ASSERT_OK(fill_endpoints(c, &ctx, 10000, "ep-%05d"), "fill"))
+		goto out;
+	printf("# filled 10000 endpoint records in %.2f s\n", now_s() - t0);
+	cfg = plain(srv_main.url);
+	t0 = now_s();
+	m = start_mirror(&cfg, ctx.prefix, 1000, &sink);
+	if (!m || !wait_synced(m, 20))
+		goto out;
+	printf("# mirrored 10000 records in pages of 1000 in %.3f s\n",
+	       now_s() - t0);
+	ASSERT_EQ(stats_of(m).records, 10000, "records");
+	ASSERT_EQ(fs_present(&fs), 10000, "sink holds all");
+	pthread_mutex_lock(&fs.lock);
+	ASSERT_EQ(fs.upserts, 10000, "each exactly once");
+	ASSERT_EQ(fs.removes, 0, "no removes");
+	pthread_mutex_unlock(&fs.lock);
+	snprintf(key, sizeof(key), "pg/state/endpoints/v1/east/shop/ep-%05d",
+		 9999);
+	ASSERT_TRUE(fs_has(&fs, key,
+			   ep_desc(fx_ip(10, 10000), 256, d, sizeof(d))),
+		    "last key");
+	stop_timed(m, "10k mirror");
+	m = NULL;
+out:
+	nm_mirror_stop(m);
+	nm_etcd_close(c);
+	fs_free(&fs);
+}
+
+/*
+ * A TCP proxy in front of an etcd, so a test can cut the mirror off
+ * (every connection closed, new ones accepted and closed at once) while
+ * it changes etcd directly, then let it back.
+ */
+#define PX_PAIRS 32
+
+struct proxy {
+	int lfd;
+	int port;
+	int target;
+	atomic_int cut;
+	atomic_int quit;
+	atomic_int open; /* live pairs */
+	int fd[PX_PAIRS][2];
+	pthread_t th;
+};
+
+static void px_close(struct proxy *p, int i)
+{
+	close(p->fd[i][0]);
+	close(p->fd[i][1]);
+	p->fd[i][0] = p->fd[i][1] = -1;
+	atomic_fetch_sub(&p->open, 1);
+}
+
+static int px_connect(int port)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET,
+				 .sin_port = htons(port),
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	if (fd < 0)
+		return -1;
+	if (connect(fd, (struct sockaddr *)&a, sizeof(a))) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static void px_accept(struct proxy *p)
+{
+	int cfd, ufd, i;
+
+	cfd = accept4(p->lfd, NULL, NULL, SOCK_CLOEXEC);
+	if (cfd < 0)
+		return;
+	if (atomic_load(&p->cut)) {
+		close(cfd);
+		return;
+	}
+	for (i = 0; i < PX_PAIRS && p->fd[i][0] >= 0; i++)
+		;
+	ufd = i < PX_PAIRS ? px_connect(p->target) : -1;
+	if (ufd < 0) {
+		close(cfd);
+		return;
+	}
+	p->fd[i][0] = cfd;
+	p->fd[i][1] = ufd;
+	atomic_fetch_add(&p->open, 1);
+}
+
+/* Copy what is readable on one side to the other; false at EOF/error. */
+static bool px_pump(int from, int to)
+{
+	char buf[16384];
+	ssize_t n, w, off = 0;
+
+	n = read(from, buf, sizeof(buf));
+	if (n <= 0)
+		return false;
+	while (off < n) {
+		w = write(to, buf + off, n - off);
+		if (w <= 0)
+			return false;
+		off += w;
+	}
+	return true;
+}
+
+static void *px_fn(void *arg)
+{
+	struct pollfd pfd[1 + 2 * PX_PAIRS];
+	struct proxy *p = arg;
+	int i, n, k;
+
+	while (!atomic_load(&p->quit)) {
+		if (atomic_load(&p->cut)) {
+			for (i = 0; i < PX_PAIRS; i++) {
+				if (p->fd[i][0] >= 0)
+					px_close(p, i);
+			}
+		}
+		pfd[0].fd = p->lfd;
+		pfd[0].events = POLLIN;
+		for (i = 0; i < PX_PAIRS; i++) {
+			for (k = 0; k < 2; k++) {
+				pfd[1 + 2 * i + k].fd = p->fd[i][k];
+				pfd[1 + 2 * i + k].events = POLLIN;
+				pfd[1 + 2 * i + k].revents = 0;
+			}
+		}
+		n = poll(pfd, 1 + 2 * PX_PAIRS, 20);
+		if (n <= 0)
+			continue;
+		if (pfd[0].revents & POLLIN)
+			px_accept(p);
+		for (i = 0; i < PX_PAIRS; i++) {
+			if (p->fd[i][0] < 0)
+				continue;
+			for (k = 0; k < 2; k++) {
+				if (!pfd[1 + 2 * i + k].revents)
+					continue;
+				if (!px_pump(p->fd[i][k], p->fd[i][!k])) {
+					px_close(p, i);
+					break;
+				}
+			}
+		}
+	}
+	for (i = 0; i < PX_PAIRS; i++) {
+		if (p->fd[i][0] >= 0)
+			px_close(p, i);
+	}
+	return NULL;
+}
+
+static int px_start(struct proxy *p, int target)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET,
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t alen = sizeof(a);
+	int i, ret;
+
+	memset(p, 0, sizeof(*p));
+	for (i = 0; i < PX_PAIRS; i++)
+		p->fd[i][0] = p->fd[i][1] = -1;
+	p->target = target;
+	p->lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (p->lfd < 0)
+		return -errno;
+	if (bind(p->lfd, (struct sockaddr *)&a, sizeof(a)) ||
+	    listen(p->lfd, 64) ||
+	    getsockname(p->lfd, (struct sockaddr *)&a, &alen)) {
+		ret = -errno;
+		close(p->lfd);
+		return ret;
+	}
+	p->port = ntohs(a.sin_port);
+	ret = -pthread_create(&p->th, NULL, px_fn, p);
+	if (ret)
+		close(p->lfd);
+	return ret;
+}
+
+static void px_stop(struct proxy *p)
+{
+	atomic_store(&p->quit, 1);
+	pthread_join(p->th, NULL);
+	close(p->lfd);
+}
+
+static void test_compaction_while_cut_relists_and_sweeps(void)
+{
+	struct nm_kv_ctx ctx = { .prefix = "nodemesh/",
+				 .cluster = "east",
+				 .cluster_id = 1 };
+	struct nm_etcd_err err = { { 0 } };
+	struct fx_kv cl = { 0 }, ep[6] = { { 0 } }, ep2b = { 0 };
+	struct nm_mirror_sink sink;
+	struct nm_etcd_config cfg;
+	struct nm_mirror *m = NULL;
+	struct nm_etcd *c = NULL;
+	struct nm_mirror_stats st;
+	struct fake_sink fs;
+	struct etcd_srv s = { .slot = -1 };
+	struct proxy px;
+	bool px_up = false;
+	char url[64], name[16], d[64];
+	__s64 rev;
+	double t0;
+	int i;
+
+	fs_init(&fs, ctx.prefix, &sink);
+	if (!have_etcd() || !ASSERT_OK(etcd_srv_start(&s, NULL), "start etcd"))
+		goto out;
+	if (!ASSERT_OK(px_start(&px, s.client_port), "start proxy"))
+		goto out;
+	px_up = true;
+	c = client_for(s.url);
+	if (!c || fx_cluster(&ctx, &cl) || fx_put(c, &cl, NULL))
+		goto fail;
+	for (i = 0; i < 6; i++) {
+		snprintf(name, sizeof(name), "ep-%d", i);
+		if (fx_endpoint(&ctx, "shop", name, fx_ip(10, i + 1), 256,
+				&ep[i]))
+			goto fail;
+	}
+	if (fx_endpoint(&ctx, "shop", "ep-2", ip4("10.9.9.9"), 256, &ep2b))
+		goto fail;
+	for (i = 0; i < 5; i++) {
+		if (fx_put(c, &ep[i], NULL))
+			goto fail;
+	}
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d", px.port);
+	cfg = plain(url);
+	m = start_mirror(&cfg, ctx.prefix, 0, &sink);
+	if (!m || !wait_synced(m, 5))
+		goto out;
+	ASSERT_EQ(stats_of(m).records, 6, "records listed");
+
+	/* Cut: the mirror sees none of what follows as events. */
+	atomic_store(&px.cut, 1);
+	if (!ASSERT_TRUE(WAIT_FOR(atomic_load(&px.open) == 0, 2),
+			 "connections cut"))
+		goto out;
+	if (!ASSERT_OK(nm_etcd_delete(c, ep[0].key, false, NULL, NULL, &err),
+		       err.msg) ||
+	    !ASSERT_OK(nm_etcd_delete(c, ep[1].key, false, NULL, NULL, &err),
+		       err.msg) ||
+	    fx_put(c, &ep2b, NULL) || fx_put(c, &ep[5], &rev))
+		goto fail;
+	if (!ASSERT_OK(nm_etcd_compact(c, rev, &err), err.msg))
+		goto out;
+	t0 = now_s();
+	atomic_store(&px.cut, 0);
+
+	/* Resuming below the compaction: -ERANGE, re-list, sweep. */
+	if (!ASSERT_TRUE(WAIT_FOR(stats_of(m).relists >= 1 &&
+					  !fs_has(&fs, ep[1].key, NULL),
+				  10),
+			 "re-listed"))
+		goto out;
+	printf("# re-listed and swept %.2f s after the cut ended\n",
+	       now_s() - t0);
+	st = stats_of(m);
+	ASSERT_TRUE(!fs_has(&fs, ep[0].key, NULL) &&
+			    fs_look(&fs, ep[0].key).removes == 1,
+		    "deleted key swept");
+	ASSERT_TRUE(!fs_has(&fs, ep[1].key, NULL), "deleted key swept");
+	ASSERT_TRUE(fs_has(&fs, ep[2].key,
+			   ep_desc(ip4("10.9.9.9"), 256, d, sizeof(d))),
+		    "changed key updated");
+	ASSERT_TRUE(fs_has(&fs, ep[5].key, NULL), "new key listed");
+	ASSERT_EQ(fs_look(&fs, ep[3].key).upserts, 1,
+		  "unchanged key not re-applied");
+	ASSERT_EQ(fs_look(&fs, ep[3].key).removes, 0, "nor removed");
+	ASSERT_EQ(st.records, 5, "records");
+	ASSERT_EQ(st.relists, 1, "one re-list");
+	ASSERT_TRUE(st.revision >= rev, "revision past the compaction");
+	ASSERT_TRUE(WAIT_FOR(stats_of(m).connected, 12), "connected again");
+	goto out;
+fail:
+	nm_test_fail();
+out:
+	nm_mirror_stop(m);
+	if (px_up)
+		px_stop(&px);
+	fx_kv_free(&ep2b);
+	for (i = 0; i < 6; i++)
+		fx_kv_free(&ep[i]);
+	fx_kv_free(&cl);
+	nm_etcd_close(c);
+	etcd_srv_destroy(&s);
+	fs_free(&fs);
+}
+
+static void test_sigkill_restart_mid_watch(void)
+{
+	struct nm_kv_ctx ctx = { .prefix = "nodemesh/",
+				 .cluster = "east",
+				 .cluster_id = 1 };
+	struct etcd_srv s = { .slot = -1 };
+	struct nm_mirror_sink sink;
+	struct nm_etcd_config cfg;
+	struct nm_mirror *m = NULL;
+	struct nm_etcd *c = NULL;
+	struct nm_mirror_stats st;
+	struct fake_sink fs;
+	struct fx_kv kv = { 0 };
+	char key[128], name[16], d[64];
+	__s64 rev = 0;
+	double t0;
+	int i;
+
+	fs_init(&fs, ctx.prefix, &sink);
+	if (!have_etcd() || !ASSERT_OK(etcd_srv_start(&s, NULL), "start etcd"))
+		goto out;
+	c = client_for(s.url);
+	if (!c || fx_cluster(&ctx, &kv) || fx_put(c, &kv, NULL))
+		goto fail;
+	fx_kv_free(&kv);
+	cfg = plain(s.url);
+	m = start_mirror(&cfg, ctx.prefix, 0, &sink);
+	if (!m || !wait_synced(m, 5))
+		goto out;
+	for (i = 0; i < 20; i++) {
+		snprintf(name, sizeof(name), "ep-%02d", i);
+		if (fx_endpoint(&ctx, "shop", name, fx_ip(10, i + 1), 256,
+				&kv) ||
+		    fx_put(c, &kv, NULL))
+			goto fail;
+		fx_kv_free(&kv);
+	}
+	/* Killed while the mirror may still be behind. */
+	t0 = now_s();
+	etcd_srv_stop(&s, true);
+	sleep_ms(300);
+	if (!ASSERT_OK(etcd_srv_restart(&s), "restart etcd"))
+		goto out;
+	printf("# etcd down and back in %.2f s\n", now_s() - t0);
+	for (i = 20; i < 40; i++) {
+		snprintf(name, sizeof(name), "ep-%02d", i);
+		if (fx_endpoint(&ctx, "shop", name, fx_ip(10, i + 1), 256,
+				&kv) ||
+		    fx_put(c, &kv, NULL))
+			goto fail;
+		fx_kv_free(&kv);
+	}
+	/* Overwrites of keys from before the kill. */
+	for (i = 0; i < 5; i++) {
+		snprintf(name, sizeof(name), "ep-%02d", i);
+		if (fx_endpoint(&ctx, "shop", name, fx_ip(11, i + 1), 256,
+				&kv) ||
+		    fx_put(c, &kv, &rev))
+			goto fail;
+		fx_kv_free(&kv);
+	}
+	if (!ASSERT_TRUE(WAIT_FOR(stats_of(m).revision >= rev, 15),
+			 "caught up after the restart"))
+		goto out;
+	st = stats_of(m);
+	printf("# caught up %.2f s after the kill, %llu reconnects\n",
+	       now_s() - t0, (unsigned long long)st.reconnects);
+	ASSERT_EQ(st.records, 41, "records");
+	ASSERT_EQ(fs_present(&fs), 41, "sink holds each key");
+	pthread_mutex_lock(&fs.lock);
+	ASSERT_EQ(fs.removes, 0, "no spurious removes");
+	ASSERT_EQ(fs.upserts, 1 + 40 + 5, "no duplicate");
+	pthread_mutex_unlock(&fs.lock);
+	for (i = 0; i < 40; i++) {
+		snprintf(key, sizeof(key),
+			 "nodemesh/state/endpoints/v1/east/shop/ep-%02d", i);
+		if (!ASSERT_TRUE(fs_has(&fs, key,
+					ep_desc(fx_ip(i < 5 ? 11 : 10, i + 1),
+						256, d, sizeof(d))),
+				 key))
+			break;
+	}
+	ASSERT_EQ(st.relists, 0, "resumed, not re-listed");
+	ASSERT_GE(st.reconnects, 1, "reconnected");
+	goto out;
+fail:
+	nm_test_fail();
+out:
+	nm_mirror_stop(m);
+	fx_kv_free(&kv);
+	nm_etcd_close(c);
+	etcd_srv_destroy(&s);
+	fs_free(&fs);
+}
+
+/* Same address, new data: another cluster_id. The mirror starts over. */
+static void test_new_etcd_behind_the_address_relists(void)
+{
+	struct nm_kv_ctx ctx = { .prefix = "nodemesh/",
+				 .cluster = "east",
+				 .cluster_id = 1 };
+	struct fx_kv cl = { 0 }, a = { 0 }, b = { 0 }, n = { 0 };
+	struct etcd_srv s = { .slot = -1 };
+	struct nm_mirror_sink sink;
+	struct nm_etcd_config cfg;
+	struct nm_mirror *m = NULL;
+	struct nm_etcd *c = NULL;
+	struct fake_sink fs;
+
+	fs_init(&fs, ctx.prefix, &sink);
+	if (!have_etcd() || !ASSERT_OK(etcd_srv_start(&s, NULL), "start etcd"))
+		goto out;
+	c = client_for(s.url);
+	if (!c || fx_cluster(&ctx, &cl) ||
+	    fx_endpoint(&ctx, "shop", "a", ip4("10.1.0.1"), 256, &a) ||
+	    fx_endpoint(&ctx, "shop", "b", ip4("10.1.0.2"), 256, &b) ||
+	    fx_endpoint(&ctx, "shop", "n", ip4("10.1.0.3"), 256, &n) ||
+	    fx_put(c, &cl, NULL) || fx_put(c, &a, NULL) || fx_put(c, &b, NULL))
+		goto fail;
+	cfg = plain(s.url);
+	m = start_mirror(&cfg, ctx.prefix, 0, &sink);
+	if (!m || !wait_synced(m, 5))
+		goto out;
+	if (!ASSERT_OK(etcd_srv_wipe(&s), "wipe etcd"))
+		goto out;
+	nm_etcd_forget_cluster_id(c);
+	if (fx_put(c, &cl, NULL) || fx_put(c, &n, NULL))
+		goto fail;
+	if (!ASSERT_TRUE(WAIT_FOR(fs_has(&fs, n.key, NULL) &&
+					  !fs_has(&fs, a.key, NULL),
+				  15),
+			 "re-listed the new etcd"))
+		goto out;
+	ASSERT_TRUE(!fs_has(&fs, b.key, NULL), "old keys swept");
+	/* The mirror may list the new etcd before the test refills it. */
+	ASSERT_TRUE(fs_has(&fs, cl.key, NULL), "cluster record present");
+	ASSERT_EQ(stats_of(m).records, 2, "records");
+	ASSERT_GE(stats_of(m).relists, 1, "re-listed");
+	goto out;
+fail:
+	nm_test_fail();
+out:
+	nm_mirror_stop(m);
+	fx_kv_free(&n);
+	fx_kv_free(&b);
+	fx_kv_free(&a);
+	fx_kv_free(&cl);
+	nm_etcd_close(c);
+	etcd_srv_destroy(&s);
+	fs_free(&fs);
+}
+
+static void test_bad_records_rejected_and_counted(void)
+{
+	struct nm_kv_ctx ctx = { .prefix = "rj/",
+				 .cluster = "east",
+				 .cluster_id = 1 };
+	struct nm_kv_ctx west = { .prefix = "rj/",
+				  .cluster = "west",
+				  .cluster_id = 2 };
+	struct fx_kv good = { 0 }, victim = { 0 }, after = { 0 }, wep = { 0 },
+		     wnode = { 0 };
+	struct nm_mirror_sink sink;
+	struct nm_etcd_config cfg;
+	struct nm_mirror *m = NULL;
+	struct nm_etcd *c = NULL;
+	struct nm_mirror_stats st;
+	struct fake_sink fs;
+	char *big = NULL, val[512], key[128];
+	static const char raw[] = "\xff\xfe\x01not json\x00at all";
+	const char *bad_keys[] = {
+		"rj/state/endpoints/v1/east/shop/bad-json",
+		"rj/state/endpoints/v1/east/shop/bad-bytes",
+		"rj/state/endpoints/v1/east/shop/big",
+		NULL, /* west's endpoint, under west */
+		"rj/state/nodes/v1/east/n1",
+		"rj/state/endpoints/v1/east/shop/foreign-id",
+		NULL, /* identity of cluster 2 */
+		"rj/state/identities/v1/east/16777221", /* local id 5 */
+		"rj/state/endpoints/v1/east/shop/at-list",
+		"rj/unknown/east",
+	};
+	__u64 rej0;
+	size_t i;
+	__s64 rev;
+	int sent = 0;
+
+	fs_init(&fs, ctx.prefix, &sink);
+	if (!need_main())
+		goto out;
+	c = client_for(srv_main.url);
+	if (!c ||
+	    fx_endpoint(&ctx, "shop", "good", ip4("10.1.0.1"), 256, &good) ||
+	    fx_endpoint(&ctx, "shop", "victim", ip4("10.1.0.2"), 256,
+			&victim) ||
+	    fx_endpoint(&ctx, "shop", "after", ip4("10.1.0.3"), 256, &after) ||
+	    fx_endpoint(&west, "shop", "w1", ip4("10.2.0.1"), 256, &wep) ||
+	    fx_node(&west, "n1", ip4("192.168.2.1"), &wnode))
+		goto fail;
+	/* Bad before the start: rejected by the list. */
+	if (fx_put_raw(c, bad_keys[8], "{\"schema\":1", 11, NULL) ||
+	    fx_put_raw(c, bad_keys[9], "{\"schema\":1}", 12, NULL) ||
+	    fx_put(c, &good, NULL) || fx_put(c, &victim, NULL))
+		goto fail;
+	cfg = plain(srv_main.url);
+	m = start_mirror(&cfg, ctx.prefix, 0, &sink);
+	if (!m || !wait_synced(m, 5))
+		goto out;
+	st = stats_of(m);
+	ASSERT_EQ(st.rejected, 2, "rejected by the list");
+	ASSERT_EQ(st.records, 2, "good ones mirrored");
+	rej0 = st.rejected;
+
+	/* Malformed JSON, bytes that are no JSON, an oversized value. */
+	sent += !fx_put_raw(c, bad_keys[0], "{\"schema\":1,\"ip\":", 17, NULL);
+	sent += !fx_put_raw(c, bad_keys[1], raw, sizeof(raw) - 1, NULL);
+	big = malloc(NM_KV_VALUE_MAX + 64);
+	if (!big)
+		goto fail;
+	memset(big, 'a', NM_KV_VALUE_MAX + 64);
+	memcpy(big, "{\"schema\":1,\"pad\":\"", 19);
+	memcpy(big + NM_KV_VALUE_MAX + 62, "\"}", 2);
+	sent += !fx_put_raw(c, bad_keys[2], big, NM_KV_VALUE_MAX + 64, NULL);
+	/* Another cluster's record in east's etcd: by key, then by body. */
+	bad_keys[3] = wep.key;
+	sent += !fx_put(c, &wep, NULL);
+	sent += !fx_put_raw(c, bad_keys[4], wnode.val, wnode.len, NULL);
+	/* Identities outside east's space: in an endpoint, as a key, and
+	 * below the first local id. */
+	snprintf(
+		val, sizeof(val),
+		"{\"schema\":1,\"namespace\":\"shop\",\"name\":\"foreign-id\",\"ip\":\"10.1.0.9\",\"node\":\"node-1\",\"labels\":{\"nodemesh.io/cluster\":\"east\",\"nodemesh.io/namespace\":\"shop\"},\"identity\":\"%llu\"}",
+		(unsigned long long)nm_identity_pack(2, 256));
+	sent += !fx_put_raw(c, bad_keys[5], val, strlen(val), NULL);
+	snprintf(key, sizeof(key), "rj/state/identities/v1/east/%llu",
+		 (unsigned long long)nm_identity_pack(2, 300));
+	bad_keys[6] = key;
+	snprintf(
+		val, sizeof(val),
+		"{\"schema\":1,\"labels\":{\"nodemesh.io/cluster\":\"east\",\"nodemesh.io/namespace\":\"shop\"}}");
+	sent += !fx_put_raw(c, key, val, strlen(val), NULL);
+	sent += !fx_put_raw(c, bad_keys[7], val, strlen(val), NULL);
+	/* A bad overwrite of a mirrored key takes the old value away. */
+	sent += !fx_put_raw(c, victim.key, "{\"schema\":2}", 12, NULL);
+	if (!ASSERT_EQ(sent, 9, "bad records written"))
+		goto out;
+	/* Still serving: a valid put after them arrives. */
+	if (fx_put(c, &after, &rev))
+		goto fail;
+	if (!ASSERT_TRUE(WAIT_FOR(fs_has(&fs, after.key, NULL), 5),
+			 "valid put after the bad ones arrives"))
+		goto out;
+	st = stats_of(m);
+	ASSERT_EQ(st.rejected - rej0, sent, "each bad record counted once");
+	ASSERT_TRUE(strstr(st.last_error, "rejected") &&
+			    strstr(st.last_error, victim.key),
+		    st.last_error);
+	printf("# last error: %s\n", st.last_error);
+	for (i = 0; i < sizeof(bad_keys) / sizeof(bad_keys[0]); i++)
+		ASSERT_EQ(fs_look(&fs, bad_keys[i]).upserts, 0, bad_keys[i]);
+	ASSERT_TRUE(!fs_has(&fs, victim.key, NULL) &&
+			    fs_look(&fs, victim.key).removes == 1,
+		    "rejected overwrite removed the old value");
+	ASSERT_TRUE(fs_has(&fs, good.key, NULL), "good record untouched");
+	ASSERT_EQ(st.records, 2, "records: good and after");
+	ASSERT_TRUE(st.connected, "still connected");
+	stop_timed(m, "watching mirror");
+	m = NULL;
+	goto out;
+fail:
+	nm_test_fail();
+out:
+	nm_mirror_stop(m);
+	free(big);
+	fx_kv_free(&wnode);
+	fx_kv_free(&wep);
+	fx_kv_free(&after);
+	fx_kv_free(&victim);
+	fx_kv_free(&good);
+	nm_etcd_close(c);
+	fs_free(&fs);
+}
+
+/* A failing sink: counted, and the record retried on the next re-list. */
+static void test_sink_failure_counted(void)
+{
+	struct nm_kv_ctx ctx = { .prefix = "sf/",
+				 .cluster = "east",
+				 .cluster_id = 1 };
+	struct nm_mirror_sink sink;
+	struct nm_etcd_config cfg;
+	struct nm_mirror *m = NULL;
+	struct nm_etcd *c = NULL;
+	struct fx_kv a = { 0 }, a2 = { 0 }, b = { 0 };
+	struct fake_sink fs;
+	char d[64];
+	__s64 rev;
+
+	fs_init(&fs, ctx.prefix, &sink);
+	if (!need_main())
+		goto out;
+	c = client_for(srv_main.url);
+	if (!c || fx_endpoint(&ctx, "shop", "a", ip4("10.1.0.1"), 256, &a) ||
+	    fx_endpoint(&ctx, "shop", "b", ip4("10.1.0.2"), 256, &b) ||
+	    fx_put(c, &a, NULL))
+		goto fail;
+	cfg = plain(srv_main.url);
+	m = start_mirror(&cfg, ctx.prefix, 0, &sink);
+	if (!m || !wait_synced(m, 5))
+		goto out;
+	pthread_mutex_lock(&fs.lock);
+	fs.fail_upserts = 1;
+	pthread_mutex_unlock(&fs.lock);
+	if (fx_put(c, &b, &rev))
+		goto fail;
+	ASSERT_TRUE(WAIT_FOR(stats_of(m).revision >= rev, 5), "caught up");
+	ASSERT_EQ(stats_of(m).apply_errors, 1, "sink failure counted");
+	ASSERT_EQ(stats_of(m).records, 1, "failed record not tracked");
+	ASSERT_TRUE(strstr(stats_of(m).last_error, "failed to upsert") != NULL,
+		    stats_of(m).last_error);
+	ASSERT_TRUE(!fs_has(&fs, b.key, NULL), "not in the sink");
+
+	/* A failed overwrite keeps the key tracked: the sink holds the old. */
+	pthread_mutex_lock(&fs.lock);
+	fs.fail_upserts = 1;
+	pthread_mutex_unlock(&fs.lock);
+	if (fx_endpoint(&ctx, "shop", "a", ip4("10.1.0.7"), 256, &a2) ||
+	    fx_put(c, &a2, &rev))
+		goto fail;
+	ASSERT_TRUE(WAIT_FOR(stats_of(m).revision >= rev, 5), "caught up");
+	ASSERT_EQ(stats_of(m).apply_errors, 2, "second failure counted");
+	ASSERT_EQ(stats_of(m).records, 1, "overwritten key still tracked");
+	ASSERT_TRUE(fs_has(&fs, a.key,
+			   ep_desc(ip4("10.1.0.1"), 256, d, sizeof(d))),
+		    "old value kept");
+	ASSERT_OK(nm_mirror_drain(m), "drain");
+	m = NULL;
+	ASSERT_TRUE(!fs_has(&fs, a.key, NULL), "drain removes it");
+	goto out;
+fail:
+	nm_test_fail();
+out:
+	nm_mirror_stop(m);
+	fx_kv_free(&b);
+	fx_kv_free(&a2);
+	fx_kv_free(&a);
+	nm_etcd_close(c);
+	fs_free(&fs);
+}
+
+static void test_unreachable_etcd_backs_off_and_stops_fast(void)
+{
+	struct nm_mirror_sink sink;
+	struct nm_etcd_config cfg = plain("http://127.0.0.1:1");
+	struct nm_mirror_stats st;
+	struct nm_mirror *m;
+	struct fake_sink fs;
+
+	fs_init(&fs, "nodemesh/", &sink);
+	m = start_mirror(&cfg, NULL, 0, &sink);
+	if (!m)
+		goto out;
+	sleep_ms(700);
+	st = stats_of(m);
+	ASSERT_TRUE(!st.synced && !st.connected, "not synced, not connected");
+	ASSERT_TRUE(strstr(st.last_error,
+			   "failed to range nodemesh/ on http://127.0.0.1:1") !=
+			    NULL,
+		    st.last_error);
+	printf("# %s\n", st.last_error);
+	stop_timed(m, "mirror in backoff");
+out:
+	fs_free(&fs);
+}
+
+/*
+ * A list stuck on a frozen etcd: stop still returns promptly (the thread
+ * is left to finish on its own) and the sink hears nothing afterwards.
+ */
+static void test_stop_while_list_hangs(void)
+{
+	struct nm_kv_ctx ctx = { .prefix = "nodemesh/",
+				 .cluster = "east",
+				 .cluster_id = 1 };
+	struct etcd_srv s = { .slot = -1 };
+	struct nm_mirror_sink sink;
+	struct nm_etcd_config cfg;
+	struct nm_mirror *m = NULL;
+	struct nm_etcd *c = NULL;
+	struct fx_kv cl = { 0 };
+	struct fake_sink fs;
+	bool frozen = false;
+
+	fs_init(&fs, ctx.prefix, &sink);
+	if (!have_etcd() || !ASSERT_OK(etcd_srv_start(&s, NULL), "start etcd"))
+		goto out;
+	c = client_for(s.url);
+	if (!c || fx_cluster(&ctx, &cl) || fx_put(c, &cl, NULL))
+		goto fail;
+	if (!ASSERT_OK(kill(s.pid, SIGSTOP), "freeze etcd"))
+		goto out;
+	frozen = true;
+	cfg = plain(s.url);
+	m = start_mirror(&cfg, ctx.prefix, 0, &sink);
+	if (!m)
+		goto out;
+	sleep_ms(300); /* the list is in flight, waiting on etcd */
+	ASSERT_TRUE(!stats_of(m).synced, "not synced while etcd is frozen");
+	stop_timed(m, "mirror stuck in a list");
+	m = NULL;
+	kill(s.pid, SIGCONT);
+	frozen = false;
+	sleep_ms(500); /* the left thread ends its list and frees itself */
+	pthread_mutex_lock(&fs.lock);
+	ASSERT_EQ(fs.upserts + fs.removes, 0, "no sink call after stop");
+	pthread_mutex_unlock(&fs.lock);
+	goto out;
+fail:
+	nm_test_fail();
+out:
+	if (frozen)
+		kill(s.pid, SIGCONT);
+	nm_mirror_stop(m);
+	fx_kv_free(&cl);
+	nm_etcd_close(c);
+	etcd_srv_destroy(&s);
+	fs_free(&fs);
+}
+
+static void test_mtls(void)
+{
+	struct etcd_srv_opts so = { .tls = true, .client_cert_auth = true };
+	struct nm_kv_ctx ctx = { .prefix = "nodemesh/",
+				 .cluster = "east",
+				 .cluster_id = 1 };
+	char ca[PATH_MAX + 16], wca[PATH_MAX + 16], crt[PATH_MAX + 16],
+		key[PATH_MAX + 16];
+	struct nm_etcd_config cfg = { .n_endpoints = 1 };
+	struct nm_mirror *m = NULL, *bad = NULL;
+	struct etcd_srv s = { .slot = -1 };
+	struct fx_kv cl = { 0 }, ep = { 0 };
+	struct nm_mirror_sink sink;
+	struct nm_etcd_err err = { { 0 } };
+	struct nm_mirror_stats st;
+	struct nm_etcd *c = NULL;
+	struct fake_sink fs;
+
+	fs_init(&fs, ctx.prefix, &sink);
+	if (!have_etcd())
+		goto out;
+	if (!certs[0] &&
+	    !ASSERT_OK(etcd_srv_make_certs(certs, sizeof(certs)), "make certs"))
+		goto out;
+	so.certs_dir = certs;
+	if (!ASSERT_OK(etcd_srv_start(&s, &so), "start etcd with mTLS"))
+		goto out;
+	cfg.endpoints[0] = s.url;
+	cfg.ca_file = etcd_srv_cert(&s, "ca.pem", ca, sizeof(ca));
+	cfg.cert_file = etcd_srv_cert(&s, "client.pem", crt, sizeof(crt));
+	cfg.key_file = etcd_srv_cert(&s, "client-key.pem", key, sizeof(key));
+	if (!ASSERT_OK(nm_etcd_open(&cfg, &c, &err), err.msg))
+		goto out;
+	if (fx_cluster(&ctx, &cl) ||
+	    fx_endpoint(&ctx, "shop", "web-1", ip4("10.1.0.5"), 256, &ep) ||
+	    fx_put(c, &cl, NULL))
+		goto fail;
+	m = start_mirror(&cfg, ctx.prefix, 0, &sink);
+	if (!m || !wait_synced(m, 5))
+		goto out;
+	if (fx_put(c, &ep, NULL))
+		goto fail;
+	ASSERT_TRUE(WAIT_FOR(fs_has(&fs, ep.key, NULL), 5), "watch over mTLS");
+	ASSERT_TRUE(fs_has(&fs, cl.key, NULL), "list over mTLS");
+
+	/* A CA that did not sign the server: refused, with the reason. */
+	cfg.ca_file = etcd_srv_cert(&s, "wrong-ca.pem", wca, sizeof(wca));
+	bad = start_mirror(&cfg, ctx.prefix, 0, &sink);
+	if (!bad)
+		goto out;
+	ASSERT_TRUE(WAIT_FOR(stats_of(bad).last_error[0], 5), "error noted");
+	st = stats_of(bad);
+	ASSERT_TRUE(!st.synced && !st.connected, "wrong CA: not synced");
+	ASSERT_TRUE(strstr(st.last_error, "certificate") != NULL,
+		    st.last_error);
+	printf("# wrong CA: %s\n", st.last_error);
+	goto out;
+fail:
+	nm_test_fail();
+out:
+	nm_mirror_stop(bad);
+	nm_mirror_stop(m);
+	fx_kv_free(&ep);
+	fx_kv_free(&cl);
+	nm_etcd_close(c);
+	etcd_srv_destroy(&s);
+	fs_free(&fs);
+}
+
+static int admin(struct nm_etcd *c, const char *what, const char *path,
+		 const char *body)
+{
+	struct nm_etcd_err err = { { 0 } };
+	int ret;
+
+	ret = nm_etcd_request(c, what, path, body, NULL, &err);
+	if (ret)
+		printf("# %s\n", err.msg);
+	return ret;
+}
+
+static void test_read_only_user_can_mirror(void)
+{
+	struct nm_kv_ctx ctx = { .prefix = "nodemesh/",
+				 .cluster = "east",
+				 .cluster_id = 1 };
+	struct nm_etcd_config cfg = { .n_endpoints = 1 };
+	struct etcd_srv s = { .slot = -1 };
+	struct nm_etcd *adm = NULL, *root = NULL;
+	struct fx_kv cl = { 0 }, ep = { 0 };
+	struct nm_etcd_err err = { { 0 } };
+	struct nm_mirror_sink sink;
+	struct nm_mirror *m = NULL;
+	struct fake_sink fs;
+	char perm[256], k[32], e[32];
+	int ret;
+
+	fs_init(&fs, ctx.prefix, &sink);
+	if (!have_etcd() || !ASSERT_OK(etcd_srv_start(&s, NULL), "start etcd"))
+		goto out;
+	adm = client_for(s.url);
+	if (!adm)
+		goto out;
+	/* Role "ro": read on [nodemesh/, nodemesh0), nothing else. */
+	nm_b64_encode("nodemesh/", 9, k);
+	nm_b64_encode("nodemesh0", 9, e);
+	snprintf(
+		perm, sizeof(perm),
+		"{\"name\":\"ro\",\"perm\":{\"permType\":\"READ\",\"key\":\"%s\",\"range_end\":\"%s\"}}",
+		k, e);
+	ret = admin(adm, "add user root", "/v3/auth/user/add",
+		    "{\"name\":\"root\",\"password\":\"rootpw\"}") ||
+	      admin(adm, "grant root", "/v3/auth/user/grant",
+		    "{\"user\":\"root\",\"role\":\"root\"}") ||
+	      admin(adm, "add role ro", "/v3/auth/role/add",
+		    "{\"name\":\"ro\"}") ||
+	      admin(adm, "grant ro", "/v3/auth/role/grant", perm) ||
+	      admin(adm, "add user rd", "/v3/auth/user/add",
+		    "{\"name\":\"rd\",\"password\":\"rdpw\"}") ||
+	      admin(adm, "grant rd", "/v3/auth/user/grant",
+		    "{\"user\":\"rd\",\"role\":\"ro\"}") ||
+	      admin(adm, "enable auth", "/v3/auth/enable", "{}");
+	if (!ASSERT_OK(ret, "set up users and roles"))
+		goto out;
+	cfg.endpoints[0] = s.url;
+	cfg.username = "root";
+	cfg.password = "rootpw";
+	if (!ASSERT_OK(nm_etcd_open(&cfg, &root, &err), err.msg))
+		goto out;
+	if (fx_cluster(&ctx, &cl) ||
+	    fx_endpoint(&ctx, "shop", "web-1", ip4("10.1.0.5"), 256, &ep) ||
+	    fx_put(root, &cl, NULL))
+		goto fail;
+	cfg.username = "rd";
+	cfg.password = "rdpw";
+	m = start_mirror(&cfg, ctx.prefix, 0, &sink);
+	if (!m || !wait_synced(m, 5))
+		goto out;
+	ASSERT_TRUE(fs_has(&fs, cl.key, NULL), "listed as the read-only user");
+	if (fx_put(root, &ep, NULL))
+		goto fail;
+	ASSERT_TRUE(WAIT_FOR(fs_has(&fs, ep.key, NULL), 5),
+		    "watched as the read-only user");
+	ASSERT_EQ(stats_of(m).rejected, 0, "nothing rejected");
+	goto out;
+fail:
+	nm_test_fail();
+out:
+	nm_mirror_stop(m);
+	fx_kv_free(&ep);
+	fx_kv_free(&cl);
+	nm_etcd_close(root);
+	nm_etcd_close(adm);
+	etcd_srv_destroy(&s);
+	fs_free(&fs);
+}
+
+int main(void)
+{
+	static const struct nm_test tests[] = {
+		NM_TEST(test_list_then_watch_puts_deletes_txns),
+		NM_TEST(test_pagination_10k),
+		NM_TEST(test_compaction_while_cut_relists_and_sweeps),
+		NM_TEST(test_sigkill_restart_mid_watch),
+		NM_TEST(test_new_etcd_behind_the_address_relists),
+		NM_TEST(test_bad_records_rejected_and_counted),
+		NM_TEST(test_sink_failure_counted),
+		NM_TEST(test_unreachable_etcd_backs_off_and_stops_fast),
+		NM_TEST(test_stop_while_list_hangs),
+		NM_TEST(test_mtls),
+		NM_TEST(test_read_only_user_can_mirror),
+	};
+	int failed;
+
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	failed = NM_TEST_RUN(tests);
+	etcd_srv_destroy(&srv_main);
+	return failed ? 1 : 0;
+}
