@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/types.h>
 #include <arpa/inet.h>
 
 #include <json-c/json.h>
@@ -493,4 +494,85 @@ int nm_identity_sync_cidrs(struct nm_idstore *s, const struct nm_cidr *cidrs,
 	}
 	qsort(s->v + N_RESERVED, s->n - N_RESERVED, sizeof(*s->v), info_cmp);
 	return 0;
+}
+
+/* Index of @id among the sorted label and CIDR identities, or -1. */
+static ssize_t find_sorted(const struct nm_idstore *s, size_t n, __u64 id)
+{
+	size_t lo = N_RESERVED, hi = n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (s->v[mid].id == id)
+			return (ssize_t)mid;
+		if (s->v[mid].id < id)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return -1;
+}
+
+int nm_idstore_merge(struct nm_idstore *s, const struct nm_identity_info *put,
+		     size_t n_put, const __u64 *del, size_t n_del,
+		     bool *changed)
+{
+	struct nm_identity_info *v;
+	struct nm_labels l;
+	size_t i, out, n_sorted;
+	ssize_t idx;
+	int err = 0;
+
+	*changed = false;
+	/* Drops first: 0 (never a stored id) marks a hole, then compact. */
+	for (i = 0; i < n_del; i++) {
+		idx = find_sorted(s, s->n, del[i]);
+		if (idx < 0 || s->v[idx].is_cidr)
+			continue;
+		nm_labels_free(&s->v[idx].labels);
+		s->v[idx].id = 0;
+		*changed = true;
+	}
+	for (i = N_RESERVED, out = N_RESERVED; i < s->n; i++)
+		if (s->v[i].id)
+			s->v[out++] = s->v[i];
+	s->n = out;
+
+	/* Room for every put up front: one realloc, not one per identity. */
+	v = realloc(s->v, (s->n + n_put + 1) * sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	s->v = v;
+	n_sorted = s->n;
+	for (i = 0; i < n_put; i++) {
+		if (nm_identity_is_reserved(put[i].id) ||
+		    nm_identity_is_cidr(put[i].id))
+			continue;
+		idx = find_sorted(s, n_sorted, put[i].id);
+		if (idx >= 0 &&
+		    nm_labels_equal(&s->v[idx].labels, &put[i].labels))
+			continue;
+		memset(&l, 0, sizeof(l));
+		err = nm_labels_copy(&l, &put[i].labels);
+		if (err) {
+			nm_labels_free(&l);
+			break;
+		}
+		if (idx >= 0) {
+			nm_labels_free(&s->v[idx].labels);
+			s->v[idx].labels = l;
+		} else {
+			memset(&s->v[s->n], 0, sizeof(s->v[s->n]));
+			s->v[s->n].id = put[i].id;
+			s->v[s->n].labels = l;
+			s->n++;
+		}
+		*changed = true;
+	}
+	/* Sorted again even after an error: the store stays whole. */
+	if (s->n > n_sorted)
+		qsort(s->v + N_RESERVED, s->n - N_RESERVED, sizeof(*s->v),
+		      info_cmp);
+	return err;
 }

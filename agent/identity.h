@@ -50,6 +50,17 @@ const struct nm_identity_info *nm_idstore_find(const struct nm_idstore *s,
 					       __u64 id);
 
 /*
+ * Merge a mirror's view into @s in one pass: each @put identity (label
+ * range of a cluster; others are ignored) is added, or its labels
+ * replaced; each id in @del is dropped unless it is a CIDR identity.
+ * @changed says whether @s differs afterwards. The store stays sorted
+ * and whole on error (then possibly merged in part).
+ */
+int nm_idstore_merge(struct nm_idstore *s, const struct nm_identity_info *put,
+		     size_t n_put, const __u64 *del, size_t n_del,
+		     bool *changed);
+
+/*
  * Identity of @labels in cluster @cluster_id (the caller has added the
  * namespace and cluster labels): the existing one, or a new one added to
  * @s (@created says which).

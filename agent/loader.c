@@ -501,6 +501,7 @@ static const struct {
 	{ NM_MAP_ENDPOINTS, offsetof(struct nm_maps, endpoints) },
 	{ NM_MAP_POLICY, offsetof(struct nm_maps, policy) },
 	{ NM_MAP_EVENTS, offsetof(struct nm_maps, events) },
+	{ NM_MAP_NODES, offsetof(struct nm_maps, nodes) },
 };
 
 #define MAP_FD(maps, i) ((int *)((char *)(maps) + map_fds[i].off))

@@ -88,6 +88,7 @@ struct nm_maps {
 	int endpoints;
 	int policy;
 	int events;
+	int nodes;
 	int root_fd; /* the pin root directory, for nm_maps_lock() */
 	struct nm_config_val cfg;
 	char pin_root[PATH_MAX];

@@ -23,7 +23,8 @@ struct nm_backend_spec {
 	__be16 port;
 	__u16 weight; /* 1..65535, default 1 */
 	__u8 state; /* enum nm_backend_state, default NM_BE_ACTIVE */
-	__u8 pad[3];
+	__u8 pad;
+	__u16 cluster_id; /* cluster the backend lives in; 0 = local (CLI) */
 };
 
 /* Longest text form of a frontend ("255.255.255.255:65535/tcp"). */

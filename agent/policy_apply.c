@@ -485,7 +485,8 @@ int nm_policy_sync(struct nm_maps *maps, const struct nm_state *st,
 	if (err)
 		goto out;
 	want = c.entries;
-	qsort(want, c.n, sizeof(*want), entry_cmp);
+	if (c.n) /* no entries: entries may be NULL, which qsort must not get */
+		qsort(want, c.n, sizeof(*want), entry_cmp);
 
 	/* 1. New entries and changed values. */
 	for (i = 0, j = 0; i < c.n; i++) {

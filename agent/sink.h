@@ -51,6 +51,15 @@ void nm_sink_close(struct nm_sink *s);
 int nm_sink_upsert(void *arg, const struct nm_kv_record *rec);
 int nm_sink_remove(void *arg, const struct nm_kv_key *key);
 
+/*
+ * The id of cluster @cluster, for the cluster_id of its service backends
+ * (service records carry none). The daemon sets it for every cluster it
+ * connects, before starting its mirror; cluster and node records also
+ * set it. A service record of a cluster whose id is not known fails
+ * with -EAGAIN.
+ */
+int nm_sink_set_cluster_id(struct nm_sink *s, const char *cluster, __u16 id);
+
 /* Recompile policy and save identities if records changed them. */
 int nm_sink_flush(struct nm_sink *s);
 

@@ -284,7 +284,7 @@ int nm_svc_upsert(struct nm_maps *maps, const struct nm_frontend *fe,
 		v->proto = fe->proto;
 		v->state = be[j].state;
 		v->svc_id = svc_id;
-		v->cluster_id = 0;
+		v->cluster_id = be[j].cluster_id;
 		v->weight = be[j].weight;
 		if (be[j].state != NM_BE_ACTIVE)
 			continue;

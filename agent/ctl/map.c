@@ -26,6 +26,7 @@
 #include "maps/ipcache.h"
 #include "maps/maglev.h"
 #include "maps/metrics.h"
+#include "maps/node.h"
 
 static const struct {
 	const char *alias;
@@ -36,7 +37,7 @@ static const struct {
 	{ "ct", NM_MAP_CT },		 { "metrics", NM_MAP_METRICS },
 	{ "config", NM_MAP_CONFIG },	 { "ipcache", NM_MAP_IPCACHE },
 	{ "endpoints", NM_MAP_ENDPOINTS }, { "policy", NM_MAP_POLICY },
-	{ "events", NM_MAP_EVENTS },
+	{ "events", NM_MAP_EVENTS },	 { "nodes", NM_MAP_NODES },
 };
 
 #define N_MAPS (sizeof(map_names) / sizeof(map_names[0]))
@@ -574,6 +575,31 @@ static int dump_policy(struct nm_maps *maps)
 			    sizeof(struct nm_policy_val), print_policy, NULL);
 }
 
+static int print_node(const void *k, const void *v, size_t i, void *ctx)
+{
+	const struct nm_node_key *key = k;
+	const struct nm_node_val *val = v;
+	char ip[INET_ADDRSTRLEN];
+
+	(void)ctx;
+	if (opt_json)
+		printf("%s{\"node_ip\":\"%s\",\"cluster_id\":%u,\"node_id\":%u,\"flags\":%u}",
+		       ctl_sep(i), ip_str(key->node_ip, ip), val->cluster_id,
+		       val->node_id, val->flags);
+	else
+		printf("node %-15s cluster_id %-5u node_id %-5u flags 0x%x\n",
+		       ip_str(key->node_ip, ip), val->cluster_id, val->node_id,
+		       val->flags);
+	return 0;
+}
+
+static int dump_nodes(struct nm_maps *maps)
+{
+	return ctl_map_dump(maps, maps->nodes, NM_MAP_NODES,
+			    sizeof(struct nm_node_key),
+			    sizeof(struct nm_node_val), print_node, NULL);
+}
+
 static int dump_events(struct nm_maps *maps)
 {
 	(void)maps;
@@ -597,7 +623,7 @@ int cmd_map_dump(int argc, char **argv)
 	static const dump_fn fns[N_MAPS] = {
 		dump_services, dump_backends, dump_maglev, dump_revnat,
 		dump_ct,       dump_metrics,  dump_config, dump_ipcache,
-		dump_endpoints, dump_policy,  dump_events,
+		dump_endpoints, dump_policy,  dump_events, dump_nodes,
 	};
 	size_t i;
 
@@ -610,7 +636,7 @@ int cmd_map_dump(int argc, char **argv)
 		    !strcmp(argv[0], map_names[i].name))
 			break;
 	if (i == N_MAPS) {
-		pr_warn("unknown map '%s': expected services, backends, maglev, revnat, ct, metrics, config, ipcache, endpoints, policy or an nm_*_v1 name",
+		pr_warn("unknown map '%s': expected services, backends, maglev, revnat, ct, metrics, config, ipcache, endpoints, policy, nodes or an nm_*_v1 name",
 			argv[0]);
 		return -EINVAL;
 	}

@@ -1,0 +1,1562 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The map sink (agent/sink.h): mirrored records of every cluster into the
+ * pinned maps.
+ *
+ * Bookkeeping, all under s->lock:
+ *   recs       key string -> struct rec, a copy of what the record said;
+ *   nrefs      (cluster, node name) -> its node record (if seen) and the
+ *              endpoint records that name it (tunnel fix-ups);
+ *   ipslots    pod IP -> endpoint records claiming it (the newest claim
+ *              owns nm_ipcache_v1[ip/32]; an IP reused by a new pod
+ *              before the old pod's delete arrives stays the new pod's);
+ *   nodeslots  node IP -> node records claiming it (newest owns the entry);
+ *   feslots    frontend -> service records naming it, sorted by (cluster
+ *              id, key); the union of their backends is what is programmed;
+ *   clusters   cluster name -> counters.
+ *
+ * Every change runs the same way: unlink the key's old record from its
+ * slots, link the new one, then bring each touched slot's map entry to
+ * what its claims say (new slots first, so an endpoint that moves is
+ * written at its new place before the old one goes). A map write that
+ * fails puts the old record back and syncs the touched slots again, so a
+ * key is either fully applied or left as it was. Slots are synced by
+ * comparing with what we last wrote: a re-upsert that changes nothing
+ * writes nothing, and an endpoint re-upserted in place is overwritten,
+ * never deleted and re-added.
+ *
+ * Services: for now every cluster's service record with the same frontend
+ * is merged (their backends' union, cluster_id set per backend); the
+ * global/shared/affinity fields are not honoured yet (a later issue).
+ * Backends whose protocol differs from the frontend's are left out of
+ * that frontend; the same address and port offered by two records is
+ * programmed once (the lower cluster id's). A frontend that nodemeshctl
+ * programmed by hand is taken over by the first record naming it.
+ *
+ * Identities: the records' identities are merged into identities.json at
+ * nm_sink_flush(), which reloads the file under the pin root's lock first
+ * (nodemeshctl allocates local identities into the same file), then runs
+ * the policy writer. A removed identity is dropped from the file unless a
+ * local endpoint still uses it.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <pthread.h>
+#include <search.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/types.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include <bpf/bpf.h>
+
+#include "agent/identity.h"
+#include "agent/log.h"
+#include "agent/policy_apply.h"
+#include "agent/sink.h"
+#include "agent/svc.h"
+#include "maps/identity.h"
+#include "maps/ipcache.h"
+#include "maps/node.h"
+
+/* ---- pointer vectors ---------------------------------------------------- */
+
+struct pvec {
+	void **v;
+	size_t n, cap;
+};
+
+static int pvec_insert(struct pvec *p, size_t at, void *x)
+{
+	void **nv;
+
+	if (p->n == p->cap) {
+		size_t cap = p->cap ? p->cap * 2 : 4;
+
+		nv = realloc(p->v, cap * sizeof(*nv));
+		if (!nv)
+			return -ENOMEM;
+		p->v = nv;
+		p->cap = cap;
+	}
+	if (at > p->n)
+		at = p->n;
+	memmove(&p->v[at + 1], &p->v[at], (p->n - at) * sizeof(*p->v));
+	p->v[at] = x;
+	p->n++;
+	return 0;
+}
+
+static ssize_t pvec_find(const struct pvec *p, const void *x)
+{
+	size_t i;
+
+	for (i = 0; i < p->n; i++)
+		if (p->v[i] == x)
+			return (ssize_t)i;
+	return -1;
+}
+
+/* Remove @x, keeping the order; its former index, or -1. */
+static ssize_t pvec_remove(struct pvec *p, const void *x)
+{
+	ssize_t i = pvec_find(p, x);
+
+	if (i < 0)
+		return -1;
+	memmove(&p->v[i], &p->v[i + 1], (p->n - (size_t)i - 1) * sizeof(*p->v));
+	p->n--;
+	return i;
+}
+
+static void pvec_free(struct pvec *p)
+{
+	free(p->v);
+	memset(p, 0, sizeof(*p));
+}
+
+/* ---- state -------------------------------------------------------------- */
+
+struct rec;
+
+struct cstats {
+	char name[NM_KV_CLUSTER_MAX + 1];
+	__u16 id; /* 0 until known */
+	struct nm_sink_stats st;
+};
+
+/* A node of some cluster, as endpoints name it. */
+struct nref {
+	char cluster[NM_KV_CLUSTER_MAX + 1];
+	char *name;
+	struct rec *node; /* its node record, NULL until seen */
+	__u32 node_id; /* 0 while no node record has been seen */
+	struct pvec eps; /* endpoint records on this node */
+};
+
+/* nm_ipcache_v1[ip/32], claimed by endpoint records. */
+struct ipslot {
+	__be32 ip;
+	struct pvec claims; /* oldest first; the last one is written */
+	bool written;
+	bool cidr_under; /* a policy CIDR entry matched before we wrote */
+	struct nm_ipcache_val cur;
+};
+
+/* nm_nodes_v1[ip], claimed by node records. */
+struct nodeslot {
+	__be32 ip;
+	struct pvec claims; /* oldest first; the last one is written */
+	bool written;
+	struct nm_node_val cur;
+};
+
+/* One frontend and the service records of every cluster naming it. */
+struct feslot {
+	struct nm_frontend fe;
+	struct pvec recs; /* sorted by (cluster id, key) */
+	bool programmed;
+	struct nm_backend_spec *be; /* the union last programmed */
+	size_t n_be;
+};
+
+struct sbe {
+	__be32 ip;
+	__be16 port;
+	__u8 proto;
+	__u8 state;
+	__u16 weight;
+};
+
+struct rec {
+	char *key;
+	enum nm_kv_type type;
+	struct cstats *cs;
+	union {
+		struct {
+			struct nref *ref;
+			__be32 ip;
+			__u16 cluster_id;
+			struct nodeslot *slot;
+			size_t pos; /* index in slot->claims while unlinked */
+		} node;
+		struct {
+			struct nref *ref; /* NULL for this node's own endpoints */
+			__be32 ip;
+			__u64 identity;
+			struct ipslot *slot;
+			size_t pos;
+			bool local;
+		} ep;
+		struct {
+			__u64 id;
+			struct nm_labels labels;
+		} id;
+		struct {
+			__u16 cluster_id;
+			struct nm_frontend *fe;
+			size_t n_fe;
+			struct sbe *be;
+			size_t n_be;
+		} svc;
+	};
+};
+
+struct nm_sink {
+	pthread_mutex_t lock;
+	struct nm_maps *maps;
+	const struct nm_state *state;
+	char local_cluster[NM_KV_CLUSTER_MAX + 1];
+	char local_node[NM_KV_NAME_MAX + 1];
+	__u16 local_cluster_id;
+	void *recs, *nrefs, *ipslots, *nodeslots, *feslots, *clusters;
+	size_t n_ids; /* identity records held */
+	unsigned char *node_ids; /* bitmap of assigned node ids */
+	__u64 *dropped; /* identities removed since the last flush */
+	size_t n_dropped, cap_dropped;
+	bool ids_dirty; /* identity records changed since the last flush */
+	bool policy_dirty; /* a policy CIDR entry may need restoring */
+};
+
+/* Slots an operation touched, in the order they are synced. */
+enum slot_kind { SL_IP, SL_NODE, SL_FE };
+
+struct touch {
+	enum slot_kind kind;
+	void *slot;
+};
+
+struct touched {
+	struct touch v[2 * NM_KV_FRONTENDS_MAX + 2];
+	size_t n;
+	struct touch *more; /* tunnel fix-ups of a node's endpoints */
+	size_t n_more, cap_more;
+};
+
+/* ---- tree compare functions --------------------------------------------- */
+
+static int rec_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct rec *)a)->key,
+		      ((const struct rec *)b)->key);
+}
+
+static int nref_cmp(const void *a, const void *b)
+{
+	const struct nref *x = a, *y = b;
+	int c = strcmp(x->cluster, y->cluster);
+
+	return c ?: strcmp(x->name, y->name);
+}
+
+static int ipslot_cmp(const void *a, const void *b)
+{
+	__u32 x = ntohl(((const struct ipslot *)a)->ip);
+	__u32 y = ntohl(((const struct ipslot *)b)->ip);
+
+	return x < y ? -1 : x > y;
+}
+
+static int nodeslot_cmp(const void *a, const void *b)
+{
+	__u32 x = ntohl(((const struct nodeslot *)a)->ip);
+	__u32 y = ntohl(((const struct nodeslot *)b)->ip);
+
+	return x < y ? -1 : x > y;
+}
+
+static int feslot_cmp(const void *a, const void *b)
+{
+	const struct feslot *x = a, *y = b;
+
+	return memcmp(&x->fe, &y->fe, sizeof(x->fe));
+}
+
+static int cstats_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct cstats *)a)->name,
+		      ((const struct cstats *)b)->name);
+}
+
+/* tfind() that returns the element, not the node. */
+static void *tget(const void *probe, void *const *root,
+		  int (*cmp)(const void *, const void *))
+{
+	void **p = tfind(probe, root, cmp);
+
+	return p ? *p : NULL;
+}
+
+/* ---- helpers ------------------------------------------------------------ */
+
+static const char *ip_s(__be32 ip, char *buf)
+{
+	if (!inet_ntop(AF_INET, &ip, buf, INET_ADDRSTRLEN))
+		strcpy(buf, "?");
+	return buf;
+}
+
+/* The key of @k as one string: what records are indexed by. */
+static int key_str(const struct nm_kv_key *k, char *buf, size_t len)
+{
+	int n = snprintf(buf, len, "%d/%s/%s/%s", (int)k->type, k->cluster,
+			 k->ns, k->name);
+
+	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
+}
+
+#define KEY_LEN (16 + NM_KV_CLUSTER_MAX + NM_KV_NS_MAX + NM_KV_NAME_MAX)
+
+/* A readable name for log lines: "endpoint east/shop/web-1". */
+static void key_desc(const struct nm_kv_key *k, char *buf, size_t len)
+{
+	static const char *const types[] = {
+		[NM_KV_T_CLUSTER] = "cluster",
+		[NM_KV_T_HEARTBEAT] = "heartbeat",
+		[NM_KV_T_SYNCED] = "synced",
+		[NM_KV_T_NODE] = "node",
+		[NM_KV_T_ENDPOINT] = "endpoint",
+		[NM_KV_T_IDENTITY] = "identity",
+		[NM_KV_T_SERVICE] = "service",
+	};
+	const char *t = (unsigned int)k->type <
+					sizeof(types) / sizeof(types[0]) ?
+				types[k->type] :
+				"record";
+
+	if (k->ns[0])
+		snprintf(buf, len, "%s %s/%s/%s", t, k->cluster, k->ns,
+			 k->name);
+	else
+		snprintf(buf, len, "%s %s/%s", t, k->cluster, k->name);
+}
+
+static struct cstats *cstats_get(struct nm_sink *s, const char *cluster)
+{
+	struct cstats probe = {}, *c;
+	void **p;
+
+	snprintf(probe.name, sizeof(probe.name), "%s", cluster);
+	c = tget(&probe, &s->clusters, cstats_cmp);
+	if (c)
+		return c;
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return NULL;
+	memcpy(c->name, probe.name, sizeof(c->name));
+	p = tsearch(c, &s->clusters, cstats_cmp);
+	if (!p) {
+		free(c);
+		return NULL;
+	}
+	return c;
+}
+
+static __u64 *stat_of(struct rec *r)
+{
+	switch (r->type) {
+	case NM_KV_T_NODE:
+		return &r->cs->st.nodes;
+	case NM_KV_T_ENDPOINT:
+		return &r->cs->st.endpoints;
+	case NM_KV_T_IDENTITY:
+		return &r->cs->st.identities;
+	default:
+		return &r->cs->st.services;
+	}
+}
+
+static void rec_free(struct rec *r)
+{
+	if (!r)
+		return;
+	if (r->type == NM_KV_T_IDENTITY)
+		nm_labels_free(&r->id.labels);
+	if (r->type == NM_KV_T_SERVICE) {
+		free(r->svc.fe);
+		free(r->svc.be);
+	}
+	free(r->key);
+	free(r);
+}
+
+/* Our copy of what @rec says; nothing linked yet. */
+static int rec_new(struct nm_sink *s, const struct nm_kv_record *rec,
+		   const char *key, struct rec **out)
+{
+	const struct nm_kv_key *k = &rec->key;
+	struct rec *r;
+	size_t i;
+	int err = -ENOMEM;
+
+	r = calloc(1, sizeof(*r));
+	if (!r)
+		return -ENOMEM;
+	r->type = k->type;
+	r->key = strdup(key);
+	r->cs = cstats_get(s, k->cluster);
+	if (!r->key || !r->cs)
+		goto err_free;
+	switch (k->type) {
+	case NM_KV_T_NODE:
+		r->node.ip = rec->node.node_ip;
+		r->node.cluster_id = rec->node.cluster_id;
+		break;
+	case NM_KV_T_ENDPOINT:
+		r->ep.ip = rec->ep.ip;
+		r->ep.identity = rec->ep.identity;
+		/* This node's pods are nodemeshctl's/CNI's, not ours. */
+		r->ep.local = s->local_node[0] && rec->ep.node &&
+			      !strcmp(k->cluster, s->local_cluster) &&
+			      !strcmp(rec->ep.node, s->local_node);
+		break;
+	case NM_KV_T_IDENTITY:
+		r->id.id = rec->identity.id;
+		err = nm_labels_copy(&r->id.labels, &rec->identity.labels);
+		if (err)
+			goto err_free;
+		break;
+	case NM_KV_T_SERVICE:
+		/* Records carry no id: the one the daemon or records told us. */
+		r->svc.cluster_id = r->cs->id;
+		if (!r->svc.cluster_id) {
+			err = -EAGAIN;
+			goto err_free;
+		}
+		r->svc.fe =
+			calloc(rec->svc.n_frontends ?: 1, sizeof(*r->svc.fe));
+		r->svc.be =
+			calloc(rec->svc.n_backends ?: 1, sizeof(*r->svc.be));
+		if (!r->svc.fe || !r->svc.be)
+			goto err_free;
+		/* Field by field: slots compare whole structs, pad included. */
+		for (i = 0; i < rec->svc.n_frontends; i++) {
+			r->svc.fe[i].vip = rec->svc.frontends[i].vip;
+			r->svc.fe[i].port = rec->svc.frontends[i].port;
+			r->svc.fe[i].proto = rec->svc.frontends[i].proto;
+		}
+		r->svc.n_fe = rec->svc.n_frontends;
+		for (i = 0; i < rec->svc.n_backends; i++) {
+			const struct nm_kv_backend *b = &rec->svc.backends[i];
+
+			r->svc.be[i].ip = b->ip;
+			r->svc.be[i].port = b->port;
+			r->svc.be[i].proto = b->proto;
+			r->svc.be[i].state = b->state;
+			r->svc.be[i].weight = b->weight;
+		}
+		r->svc.n_be = rec->svc.n_backends;
+		break;
+	default:
+		break;
+	}
+	*out = r;
+	return 0;
+
+err_free:
+	rec_free(r);
+	return err;
+}
+
+/* ---- node ids ----------------------------------------------------------- */
+
+#define NODE_ID_BITS (NM_NODES_MAX + 1)
+
+static int node_id_alloc(struct nm_sink *s, __u32 *id)
+{
+	__u32 i;
+
+	/* Lowest free id >= 1: small, and reused after a node leaves. */
+	for (i = 1; i < NODE_ID_BITS; i++) {
+		if (s->node_ids[i / 8] & (1U << (i % 8)))
+			continue;
+		s->node_ids[i / 8] |= (unsigned char)(1U << (i % 8));
+		*id = i;
+		return 0;
+	}
+	return -ENOSPC;
+}
+
+static void node_id_free(struct nm_sink *s, __u32 id)
+{
+	if (id && id < NODE_ID_BITS)
+		s->node_ids[id / 8] &= (unsigned char)~(1U << (id % 8));
+}
+
+/* ---- slot lookup and creation ------------------------------------------- */
+
+static struct nref *nref_get(struct nm_sink *s, const char *cluster,
+			     const char *name)
+{
+	struct nref probe = {}, *n;
+
+	snprintf(probe.cluster, sizeof(probe.cluster), "%s", cluster);
+	probe.name = (char *)name;
+	n = tget(&probe, &s->nrefs, nref_cmp);
+	if (n)
+		return n;
+	n = calloc(1, sizeof(*n));
+	if (!n)
+		return NULL;
+	memcpy(n->cluster, probe.cluster, sizeof(n->cluster));
+	n->name = strdup(name);
+	if (!n->name || !tsearch(n, &s->nrefs, nref_cmp)) {
+		free(n->name);
+		free(n);
+		return NULL;
+	}
+	return n;
+}
+
+static struct ipslot *ipslot_get(struct nm_sink *s, __be32 ip)
+{
+	struct ipslot probe = { .ip = ip }, *x;
+
+	x = tget(&probe, &s->ipslots, ipslot_cmp);
+	if (x)
+		return x;
+	x = calloc(1, sizeof(*x));
+	if (!x)
+		return NULL;
+	x->ip = ip;
+	if (!tsearch(x, &s->ipslots, ipslot_cmp)) {
+		free(x);
+		return NULL;
+	}
+	return x;
+}
+
+static struct nodeslot *nodeslot_get(struct nm_sink *s, __be32 ip)
+{
+	struct nodeslot probe = { .ip = ip }, *x;
+
+	x = tget(&probe, &s->nodeslots, nodeslot_cmp);
+	if (x)
+		return x;
+	x = calloc(1, sizeof(*x));
+	if (!x)
+		return NULL;
+	x->ip = ip;
+	if (!tsearch(x, &s->nodeslots, nodeslot_cmp)) {
+		free(x);
+		return NULL;
+	}
+	return x;
+}
+
+static struct feslot *feslot_get(struct nm_sink *s,
+				 const struct nm_frontend *fe)
+{
+	struct feslot probe = {}, *x;
+
+	probe.fe.vip = fe->vip;
+	probe.fe.port = fe->port;
+	probe.fe.proto = fe->proto;
+	x = tget(&probe, &s->feslots, feslot_cmp);
+	if (x)
+		return x;
+	x = calloc(1, sizeof(*x));
+	if (!x)
+		return NULL;
+	x->fe = probe.fe;
+	if (!tsearch(x, &s->feslots, feslot_cmp)) {
+		free(x);
+		return NULL;
+	}
+	return x;
+}
+
+/* ---- touched slots ------------------------------------------------------ */
+
+static int touch(struct touched *t, enum slot_kind kind, void *slot)
+{
+	struct touch *nv;
+	size_t i;
+
+	if (!slot)
+		return 0;
+	for (i = 0; i < t->n; i++)
+		if (t->v[i].slot == slot)
+			return 0;
+	for (i = 0; i < t->n_more; i++)
+		if (t->more[i].slot == slot)
+			return 0;
+	if (t->n < sizeof(t->v) / sizeof(t->v[0])) {
+		t->v[t->n++] = (struct touch){ kind, slot };
+		return 0;
+	}
+	if (t->n_more == t->cap_more) {
+		size_t cap = t->cap_more ? t->cap_more * 2 : 64;
+
+		nv = realloc(t->more, cap * sizeof(*nv));
+		if (!nv)
+			return -ENOMEM;
+		t->more = nv;
+		t->cap_more = cap;
+	}
+	t->more[t->n_more++] = (struct touch){ kind, slot };
+	return 0;
+}
+
+static struct touch *touch_at(struct touched *t, size_t i)
+{
+	return i < t->n ? &t->v[i] : &t->more[i - t->n];
+}
+
+/* ---- syncing one slot with its map entry -------------------------------- */
+
+static __be32 nref_ip(const struct nref *ref)
+{
+	return ref && ref->node ? ref->node->node.ip : 0;
+}
+
+static int ipslot_sync(struct nm_sink *s, struct ipslot *x)
+{
+	struct nm_ipcache_key k = { .prefixlen = 32, .addr = x->ip };
+	struct nm_ipcache_val want = {}, cur = {};
+	struct nm_maps *maps = s->maps;
+	char ip[INET_ADDRSTRLEN];
+	bool have_cur;
+	int err;
+
+	if (x->claims.n) {
+		struct rec *r = x->claims.v[x->claims.n - 1];
+
+		want.identity = r->ep.identity;
+		want.tunnel_endpoint = nref_ip(r->ep.ref);
+		if (x->written && !memcmp(&want, &x->cur, sizeof(want)))
+			return 0;
+	} else if (!x->written) {
+		return 0;
+	}
+
+	/* nodemeshctl writes local pods under the same lock: no race. */
+	err = nm_maps_lock(maps);
+	if (err)
+		return err;
+	have_cur = !bpf_map_lookup_elem(maps->ipcache, &k, &cur);
+	/* A LOCAL match can only be this very /32: a pod of this node. */
+	if (have_cur && (cur.flags & NM_IPC_F_LOCAL)) {
+		pr_debug("left ipcache %s/32 alone: a local endpoint holds it",
+			 ip_s(x->ip, ip));
+		x->written = false;
+		goto out;
+	}
+	if (x->claims.n) {
+		if (!x->written && have_cur && (cur.flags & NM_IPC_F_CIDR))
+			x->cidr_under = true;
+		if (bpf_map_update_elem(maps->ipcache, &k, &want, BPF_ANY)) {
+			err = -errno;
+			pr_warn("failed to write ipcache entry %s/32 on %s: %s",
+				ip_s(x->ip, ip), maps->pin_root,
+				strerror(-err));
+			goto out;
+		}
+		x->written = true;
+		x->cur = want;
+		goto out;
+	}
+	if (bpf_map_delete_elem(maps->ipcache, &k) && errno != ENOENT) {
+		err = -errno;
+		pr_warn("failed to delete ipcache entry %s/32 on %s: %s",
+			ip_s(x->ip, ip), maps->pin_root, strerror(-err));
+		goto out;
+	}
+	x->written = false;
+	/* The policy writer puts back a CIDR /32 we may have covered. */
+	if (x->cidr_under)
+		s->policy_dirty = true;
+	x->cidr_under = false;
+out:
+	nm_maps_unlock(maps);
+	return err;
+}
+
+static int nodeslot_sync(struct nm_sink *s, struct nodeslot *x)
+{
+	struct nm_node_key k = { .node_ip = x->ip };
+	struct nm_node_val want = {};
+	struct nm_maps *maps = s->maps;
+	char ip[INET_ADDRSTRLEN];
+	int err;
+
+	if (x->claims.n) {
+		struct rec *r = x->claims.v[x->claims.n - 1];
+
+		want.cluster_id = r->node.cluster_id;
+		want.node_id = r->node.ref->node_id;
+		if (x->written && !memcmp(&want, &x->cur, sizeof(want)))
+			return 0;
+		if (bpf_map_update_elem(maps->nodes, &k, &want, BPF_ANY)) {
+			err = -errno;
+			pr_warn("failed to write node %s on %s: %s",
+				ip_s(x->ip, ip), maps->pin_root,
+				strerror(-err));
+			return err;
+		}
+		x->written = true;
+		x->cur = want;
+		return 0;
+	}
+	if (!x->written)
+		return 0;
+	if (bpf_map_delete_elem(maps->nodes, &k) && errno != ENOENT) {
+		err = -errno;
+		pr_warn("failed to delete node %s on %s: %s", ip_s(x->ip, ip),
+			maps->pin_root, strerror(-err));
+		return err;
+	}
+	x->written = false;
+	return 0;
+}
+
+/* The union of every record's backends for @x's frontend. */
+static int fe_union(const struct feslot *x, struct nm_backend_spec **out,
+		    size_t *n_out)
+{
+	struct nm_backend_spec *u;
+	size_t total = 0, n = 0, i, j, k;
+
+	for (i = 0; i < x->recs.n; i++)
+		total += ((const struct rec *)x->recs.v[i])->svc.n_be;
+	u = calloc(total ?: 1, sizeof(*u));
+	if (!u)
+		return -ENOMEM;
+	for (i = 0; i < x->recs.n; i++) {
+		const struct rec *r = x->recs.v[i];
+
+		for (j = 0; j < r->svc.n_be; j++) {
+			const struct sbe *b = &r->svc.be[j];
+
+			if (b->proto != x->fe.proto)
+				continue;
+			for (k = 0; k < n; k++)
+				if (u[k].addr == b->ip && u[k].port == b->port)
+					break;
+			if (k < n)
+				continue; /* offered twice: the first one wins */
+			u[n].addr = b->ip;
+			u[n].port = b->port;
+			u[n].weight = b->weight;
+			u[n].state = b->state;
+			u[n].cluster_id = r->svc.cluster_id;
+			n++;
+		}
+	}
+	*out = u;
+	*n_out = n;
+	return 0;
+}
+
+static int feslot_sync(struct nm_sink *s, struct feslot *x)
+{
+	struct nm_backend_spec *u = NULL;
+	size_t n = 0;
+	int err;
+
+	if (!x->recs.n) {
+		if (!x->programmed)
+			return 0;
+		err = nm_svc_delete(s->maps, &x->fe);
+		if (err && err != -ENOENT)
+			return err;
+		x->programmed = false;
+		free(x->be);
+		x->be = NULL;
+		x->n_be = 0;
+		return 0;
+	}
+	err = fe_union(x, &u, &n);
+	if (err)
+		return err;
+	if (x->programmed && n == x->n_be &&
+	    !memcmp(u, x->be, n * sizeof(*u))) {
+		free(u);
+		return 0;
+	}
+	err = nm_svc_upsert(s->maps, &x->fe, u, n, NM_LB_MAGLEV);
+	if (err) {
+		free(u);
+		return err;
+	}
+	x->programmed = true;
+	free(x->be);
+	x->be = u;
+	x->n_be = n;
+	return 0;
+}
+
+static int slot_sync(struct nm_sink *s, const struct touch *t)
+{
+	switch (t->kind) {
+	case SL_IP:
+		return ipslot_sync(s, t->slot);
+	case SL_NODE:
+		return nodeslot_sync(s, t->slot);
+	default:
+		return feslot_sync(s, t->slot);
+	}
+}
+
+/* Sync every touched slot; stops at the first failure. */
+static int sync_touched(struct nm_sink *s, struct touched *t)
+{
+	size_t i;
+	int err;
+
+	for (i = 0; i < t->n + t->n_more; i++) {
+		err = slot_sync(s, touch_at(t, i));
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+/* After a failure: the old records are linked again, bring maps back. */
+static void resync_touched(struct nm_sink *s, struct touched *t,
+			   const char *desc)
+{
+	size_t i;
+	int err;
+
+	for (i = 0; i < t->n + t->n_more; i++) {
+		err = slot_sync(s, touch_at(t, i));
+		if (err)
+			pr_warn("failed to roll back %s on %s: %s", desc,
+				s->maps->pin_root, strerror(-err));
+	}
+}
+
+/* Free touched slots nobody claims and that hold nothing in the maps. */
+static void gc_touched(struct nm_sink *s, struct touched *t)
+{
+	size_t i;
+
+	for (i = 0; i < t->n + t->n_more; i++) {
+		struct touch *x = touch_at(t, i);
+
+		if (x->kind == SL_IP) {
+			struct ipslot *p = x->slot;
+
+			if (p->claims.n || p->written)
+				continue;
+			tdelete(p, &s->ipslots, ipslot_cmp);
+			pvec_free(&p->claims);
+			free(p);
+		} else if (x->kind == SL_NODE) {
+			struct nodeslot *p = x->slot;
+
+			if (p->claims.n || p->written)
+				continue;
+			tdelete(p, &s->nodeslots, nodeslot_cmp);
+			pvec_free(&p->claims);
+			free(p);
+		} else {
+			struct feslot *p = x->slot;
+
+			if (p->recs.n || p->programmed)
+				continue;
+			tdelete(p, &s->feslots, feslot_cmp);
+			pvec_free(&p->recs);
+			free(p->be);
+			free(p);
+		}
+	}
+}
+
+static void nref_gc(struct nm_sink *s, struct nref *n)
+{
+	if (!n)
+		return;
+	if (!n->node && n->node_id) {
+		node_id_free(s, n->node_id);
+		n->node_id = 0;
+	}
+	if (n->node || n->eps.n)
+		return;
+	tdelete(n, &s->nrefs, nref_cmp);
+	pvec_free(&n->eps);
+	free(n->name);
+	free(n);
+}
+
+/* ---- linking records into slots ----------------------------------------- */
+
+static int svc_pos(const struct feslot *x, const struct rec *r)
+{
+	size_t i;
+
+	/* Sorted by (cluster id, key): the union does not depend on arrival. */
+	for (i = 0; i < x->recs.n; i++) {
+		const struct rec *o = x->recs.v[i];
+
+		if (o->svc.cluster_id > r->svc.cluster_id ||
+		    (o->svc.cluster_id == r->svc.cluster_id &&
+		     strcmp(o->key, r->key) > 0))
+			break;
+	}
+	return (int)i;
+}
+
+/* Touch the ipcache slots of the endpoints on @ref: their tunnel follows it. */
+static int touch_eps(struct touched *t, const struct nref *ref)
+{
+	size_t i;
+	int err = 0;
+
+	for (i = 0; !err && i < ref->eps.n; i++)
+		err = touch(t, SL_IP, ((struct rec *)ref->eps.v[i])->ep.slot);
+	return err;
+}
+
+/*
+ * Link @r into its slots, appending what it touches to @t. Slots are
+ * found (created) and touched first, so a failure leaves nothing linked;
+ * slots created for nothing are freed by gc_touched().
+ */
+static int rec_link(struct nm_sink *s, struct rec *r, const char *cluster,
+		    const char *node, struct touched *t)
+{
+	struct feslot *x;
+	struct nref *ref;
+	size_t i, j;
+	int err;
+
+	switch (r->type) {
+	case NM_KV_T_NODE:
+		ref = nref_get(s, cluster, node);
+		if (!ref)
+			return -ENOMEM;
+		r->node.ref = ref; /* for nref_gc(), even on failure */
+		if (!ref->node_id) {
+			err = node_id_alloc(s, &ref->node_id);
+			if (err)
+				return err;
+		}
+		r->node.slot = nodeslot_get(s, r->node.ip);
+		if (!r->node.slot)
+			return -ENOMEM;
+		err = touch(t, SL_NODE, r->node.slot) ?: touch_eps(t, ref);
+		if (!err)
+			err = pvec_insert(&r->node.slot->claims, (size_t)-1, r);
+		if (err)
+			return err;
+		ref->node = r;
+		return 0;
+	case NM_KV_T_ENDPOINT:
+		if (r->ep.local)
+			return 0;
+		ref = nref_get(s, cluster, node);
+		if (!ref)
+			return -ENOMEM;
+		r->ep.ref = ref;
+		r->ep.slot = ipslot_get(s, r->ep.ip);
+		if (!r->ep.slot)
+			return -ENOMEM;
+		err = touch(t, SL_IP, r->ep.slot);
+		if (err)
+			return err;
+		if (pvec_insert(&ref->eps, (size_t)-1, r))
+			return -ENOMEM;
+		if (pvec_insert(&r->ep.slot->claims, (size_t)-1, r)) {
+			pvec_remove(&ref->eps, r);
+			return -ENOMEM;
+		}
+		return 0;
+	case NM_KV_T_SERVICE:
+		for (i = 0; i < r->svc.n_fe; i++) {
+			x = feslot_get(s, &r->svc.fe[i]);
+			if (!x)
+				return -ENOMEM;
+			err = touch(t, SL_FE, x);
+			if (err)
+				return err;
+		}
+		for (i = 0; i < r->svc.n_fe; i++) {
+			x = feslot_get(s, &r->svc.fe[i]);
+			if (pvec_find(&x->recs, r) >= 0)
+				continue; /* the same frontend listed twice */
+			if (pvec_insert(&x->recs, (size_t)svc_pos(x, r), r))
+				goto err_svc;
+		}
+		return 0;
+	default:
+		return 0;
+	}
+
+err_svc:
+	for (j = 0; j < i; j++) {
+		x = feslot_get(s, &r->svc.fe[j]);
+		if (x)
+			pvec_remove(&x->recs, r);
+	}
+	return -ENOMEM;
+}
+
+/*
+ * Undo rec_link(), keeping the positions in @r for rec_relink(). Only the
+ * touching can fail, and it comes first.
+ */
+static int rec_unlink(struct nm_sink *s, struct rec *r, struct touched *t)
+{
+	struct feslot probe = {}, *x;
+	ssize_t pos;
+	size_t i;
+	int err = 0;
+
+	switch (r->type) {
+	case NM_KV_T_NODE:
+		err = touch(t, SL_NODE, r->node.slot) ?:
+							touch_eps(t, r->node.ref);
+		if (err)
+			return err;
+		pos = pvec_remove(&r->node.slot->claims, r);
+		r->node.pos = pos < 0 ? 0 : (size_t)pos;
+		/* A re-upsert links the new record first: keep it. */
+		if (r->node.ref->node == r)
+			r->node.ref->node = NULL;
+		return 0;
+	case NM_KV_T_ENDPOINT:
+		if (r->ep.local)
+			return 0;
+		err = touch(t, SL_IP, r->ep.slot);
+		if (err)
+			return err;
+		pvec_remove(&r->ep.ref->eps, r);
+		pos = pvec_remove(&r->ep.slot->claims, r);
+		r->ep.pos = pos < 0 ? 0 : (size_t)pos;
+		return 0;
+	case NM_KV_T_SERVICE:
+		for (i = 0; i < r->svc.n_fe && !err; i++) {
+			probe.fe = r->svc.fe[i];
+			x = tget(&probe, &s->feslots, feslot_cmp);
+			err = touch(t, SL_FE, x);
+		}
+		if (err)
+			return err;
+		for (i = 0; i < r->svc.n_fe; i++) {
+			probe.fe = r->svc.fe[i];
+			x = tget(&probe, &s->feslots, feslot_cmp);
+			if (x)
+				pvec_remove(&x->recs, r);
+		}
+		return 0;
+	default:
+		return 0;
+	}
+}
+
+/* Put an unlinked @r back where it was (for a rollback). */
+static void rec_relink(struct nm_sink *s, struct rec *r)
+{
+	size_t i;
+	int err = 0;
+
+	switch (r->type) {
+	case NM_KV_T_NODE:
+		if (!r->node.ref->node)
+			r->node.ref->node = r;
+		err = pvec_insert(&r->node.slot->claims, r->node.pos, r);
+		break;
+	case NM_KV_T_ENDPOINT:
+		if (r->ep.local)
+			return;
+		err = pvec_insert(&r->ep.ref->eps, (size_t)-1, r) ?:
+			      pvec_insert(&r->ep.slot->claims, r->ep.pos, r);
+		break;
+	case NM_KV_T_SERVICE:
+		for (i = 0; i < r->svc.n_fe && !err; i++) {
+			struct feslot *x = feslot_get(s, &r->svc.fe[i]);
+
+			if (!x) {
+				err = -ENOMEM;
+				break;
+			}
+			if (pvec_find(&x->recs, r) < 0)
+				err = pvec_insert(&x->recs,
+						  (size_t)svc_pos(x, r), r);
+		}
+		break;
+	default:
+		break;
+	}
+	if (err)
+		pr_warn("failed to restore record %s in the sink: out of memory",
+			r->key);
+}
+
+/* The nref @r points at, for nref_gc after it was unlinked. */
+static struct nref *rec_nref(const struct rec *r)
+{
+	if (r->type == NM_KV_T_NODE)
+		return r->node.ref;
+	if (r->type == NM_KV_T_ENDPOINT)
+		return r->ep.ref;
+	return NULL;
+}
+
+static bool has_map_state(enum nm_kv_type type)
+{
+	return type == NM_KV_T_NODE || type == NM_KV_T_ENDPOINT ||
+	       type == NM_KV_T_IDENTITY || type == NM_KV_T_SERVICE;
+}
+
+static void dropped_forget(struct nm_sink *s, __u64 id)
+{
+	size_t i;
+
+	for (i = 0; i < s->n_dropped; i++) {
+		if (s->dropped[i] == id) {
+			s->dropped[i] = s->dropped[--s->n_dropped];
+			return;
+		}
+	}
+}
+
+static int dropped_add(struct nm_sink *s, __u64 id)
+{
+	__u64 *nv;
+
+	if (s->n_dropped == s->cap_dropped) {
+		size_t cap = s->cap_dropped ? s->cap_dropped * 2 : 16;
+
+		nv = realloc(s->dropped, cap * sizeof(*nv));
+		if (!nv)
+			return -ENOMEM;
+		s->dropped = nv;
+		s->cap_dropped = cap;
+	}
+	s->dropped[s->n_dropped++] = id;
+	return 0;
+}
+
+/* ---- the interface ------------------------------------------------------ */
+
+int nm_sink_open(const struct nm_sink_conf *conf, struct nm_sink **out)
+{
+	struct nm_sink *s;
+	int err;
+
+	if (!conf->maps || !conf->state || !conf->local_cluster ||
+	    !conf->local_cluster_id ||
+	    strlen(conf->local_cluster) > NM_KV_CLUSTER_MAX ||
+	    (conf->local_node && strlen(conf->local_node) > NM_KV_NAME_MAX)) {
+		pr_warn("failed to open map sink: maps, state, local cluster name and id are needed");
+		return -EINVAL;
+	}
+	if (conf->maps->nodes < 0) {
+		pr_warn("failed to open map sink on %s: map %s is not open",
+			conf->maps->pin_root, NM_MAP_NODES);
+		return -EBADF;
+	}
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	s->node_ids = calloc(NODE_ID_BITS / 8 + 1, 1);
+	if (!s->node_ids) {
+		err = -ENOMEM;
+		goto err_free;
+	}
+	err = pthread_mutex_init(&s->lock, NULL);
+	if (err) {
+		err = -err;
+		goto err_free;
+	}
+	s->maps = conf->maps;
+	s->state = conf->state;
+	strcpy(s->local_cluster, conf->local_cluster);
+	if (conf->local_node)
+		strcpy(s->local_node, conf->local_node);
+	s->local_cluster_id = conf->local_cluster_id;
+	err = nm_sink_set_cluster_id(s, s->local_cluster, s->local_cluster_id);
+	if (err)
+		goto err_mutex;
+	*out = s;
+	return 0;
+
+err_mutex:
+	pthread_mutex_destroy(&s->lock);
+err_free:
+	free(s->node_ids);
+	free(s);
+	return err;
+}
+
+static void free_ipslot(void *p)
+{
+	struct ipslot *x = p;
+
+	pvec_free(&x->claims);
+	free(x);
+}
+
+static void free_nodeslot(void *p)
+{
+	struct nodeslot *x = p;
+
+	pvec_free(&x->claims);
+	free(x);
+}
+
+static void free_feslot(void *p)
+{
+	struct feslot *x = p;
+
+	pvec_free(&x->recs);
+	free(x->be);
+	free(x);
+}
+
+static void free_nref(void *p)
+{
+	struct nref *n = p;
+
+	pvec_free(&n->eps);
+	free(n->name);
+	free(n);
+}
+
+static void free_rec(void *p)
+{
+	rec_free(p);
+}
+
+void nm_sink_close(struct nm_sink *s)
+{
+	if (!s)
+		return;
+	/* Maps keep what was mirrored: a restarted agent re-lists over it. */
+	tdestroy(s->recs, free_rec);
+	tdestroy(s->nrefs, free_nref);
+	tdestroy(s->ipslots, free_ipslot);
+	tdestroy(s->nodeslots, free_nodeslot);
+	tdestroy(s->feslots, free_feslot);
+	tdestroy(s->clusters, free);
+	pthread_mutex_destroy(&s->lock);
+	free(s->dropped);
+	free(s->node_ids);
+	free(s);
+}
+
+/*
+ * Replace the record at @key with @nr (NULL: remove it), syncing the maps.
+ * @cluster and @node name the node @nr refers to.
+ */
+static int apply(struct nm_sink *s, const char *key, const char *desc,
+		 struct rec *nr, const char *cluster, const char *node)
+{
+	struct rec probe = { .key = (char *)key }, *old;
+	struct touched t = {};
+	struct nref *old_ref = NULL, *new_ref = NULL;
+	bool old_unlinked = false;
+	void **slot;
+	int err;
+
+	slot = tfind(&probe, &s->recs, rec_cmp);
+	old = slot ? *slot : NULL;
+	if (!old && !nr)
+		return 0; /* never held, or held nothing */
+	old_ref = old ? rec_nref(old) : NULL;
+	/* New first: its slots are synced before the old ones are left. */
+	if (nr) {
+		err = rec_link(s, nr, cluster, node, &t);
+		new_ref = rec_nref(nr);
+		if (err)
+			goto err_gc;
+	}
+	if (old) {
+		err = rec_unlink(s, old, &t);
+		if (err)
+			goto err_unlink_new;
+		old_unlinked = true;
+	}
+	err = sync_touched(s, &t);
+	if (err)
+		goto err_relink_old;
+
+	/* Applied: swap the record in the index. */
+	if (old && nr) {
+		*slot = nr; /* same key: the tree order holds */
+	} else if (nr) {
+		if (!tsearch(nr, &s->recs, rec_cmp)) {
+			/* Maps hold it but we cannot: undo them too. */
+			err = -ENOMEM;
+			goto err_unlink_new;
+		}
+	} else {
+		tdelete(old, &s->recs, rec_cmp);
+	}
+	if (old)
+		--*stat_of(old);
+	if (nr)
+		++*stat_of(nr);
+	if (old && old->type == NM_KV_T_IDENTITY) {
+		s->n_ids--;
+		/* A re-list repeats identities: recompile only for news. */
+		if (!nr || nr->id.id != old->id.id ||
+		    !nm_labels_equal(&nr->id.labels, &old->id.labels))
+			s->ids_dirty = true;
+		if ((!nr || nr->id.id != old->id.id) &&
+		    dropped_add(s, old->id.id))
+			pr_warn("failed to note dropped identity %llu: out of memory (it stays in identities.json)",
+				(unsigned long long)old->id.id);
+	}
+	if (nr && nr->type == NM_KV_T_IDENTITY) {
+		s->n_ids++;
+		if (!old)
+			s->ids_dirty = true;
+		dropped_forget(s, nr->id.id);
+	}
+	gc_touched(s, &t);
+	nref_gc(s, old_ref);
+	if (new_ref != old_ref)
+		nref_gc(s, new_ref);
+	rec_free(old);
+	free(t.more);
+	return 0;
+
+err_relink_old:
+err_unlink_new:
+	/* The new record out first: a node's ref then takes the old back. */
+	if (nr && rec_unlink(s, nr, &t))
+		pr_warn("failed to roll back %s on %s: out of memory", desc,
+			s->maps->pin_root);
+	if (old_unlinked)
+		rec_relink(s, old);
+	resync_touched(s, &t, desc);
+err_gc:
+	gc_touched(s, &t);
+	nref_gc(s, new_ref);
+	if (old_ref != new_ref)
+		nref_gc(s, old_ref);
+	free(t.more);
+	return err;
+}
+
+int nm_sink_upsert(void *arg, const struct nm_kv_record *rec)
+{
+	struct nm_sink *s = arg;
+	const struct nm_kv_key *k = &rec->key;
+	char key[KEY_LEN], desc[KEY_LEN + 16];
+	const char *node = NULL;
+	struct rec *nr = NULL;
+	int err;
+
+	/* Cluster and node records tell the cluster's id (checked by decode). */
+	if (k->type == NM_KV_T_CLUSTER || k->type == NM_KV_T_NODE) {
+		err = nm_sink_set_cluster_id(s, k->cluster,
+					     k->type == NM_KV_T_CLUSTER ?
+						     rec->cluster.id :
+						     rec->node.cluster_id);
+		if (err)
+			return err;
+	}
+	if (!has_map_state(k->type))
+		return 0;
+	key_desc(k, desc, sizeof(desc));
+	err = key_str(k, key, sizeof(key));
+	if (err) {
+		pr_warn("failed to apply %s on %s: key too long", desc,
+			s->maps->pin_root);
+		return err;
+	}
+	if (k->type == NM_KV_T_NODE)
+		node = k->name;
+	else if (k->type == NM_KV_T_ENDPOINT)
+		node = rec->ep.node ? rec->ep.node : "";
+
+	pthread_mutex_lock(&s->lock);
+	err = rec_new(s, rec, key, &nr);
+	if (err == -EAGAIN) {
+		pr_warn("failed to apply %s on %s: the id of cluster %s is not known yet (nm_sink_set_cluster_id)",
+			desc, s->maps->pin_root, k->cluster);
+		goto out;
+	}
+	if (err) {
+		pr_warn("failed to apply %s on %s: %s", desc, s->maps->pin_root,
+			strerror(-err));
+		goto out;
+	}
+	err = apply(s, key, desc, nr, k->cluster, node);
+	if (err) {
+		pr_warn("failed to apply %s on %s: %s (previous state kept)",
+			desc, s->maps->pin_root, strerror(-err));
+		rec_free(nr);
+	}
+out:
+	pthread_mutex_unlock(&s->lock);
+	return err;
+}
+
+int nm_sink_remove(void *arg, const struct nm_kv_key *k)
+{
+	struct nm_sink *s = arg;
+	char key[KEY_LEN], desc[KEY_LEN + 16];
+	int err;
+
+	if (!has_map_state(k->type))
+		return 0;
+	key_desc(k, desc, sizeof(desc));
+	err = key_str(k, key, sizeof(key));
+	if (err) {
+		pr_warn("failed to remove %s on %s: key too long", desc,
+			s->maps->pin_root);
+		return err;
+	}
+	pthread_mutex_lock(&s->lock);
+	err = apply(s, key, desc, NULL, NULL, NULL);
+	if (err)
+		pr_warn("failed to remove %s on %s: %s (previous state kept)",
+			desc, s->maps->pin_root, strerror(-err));
+	pthread_mutex_unlock(&s->lock);
+	return err;
+}
+
+int nm_sink_set_cluster_id(struct nm_sink *s, const char *cluster, __u16 id)
+{
+	struct cstats *c;
+	int err = 0;
+
+	if (!id || strlen(cluster) > NM_KV_CLUSTER_MAX)
+		return -EINVAL;
+	pthread_mutex_lock(&s->lock);
+	c = cstats_get(s, cluster);
+	if (!c) {
+		pr_warn("failed to note id %u of cluster %s: out of memory", id,
+			cluster);
+		err = -ENOMEM;
+		goto out;
+	}
+	if (c->id && c->id != id)
+		pr_warn("cluster %s changes id from %u to %u: services mirrored so far keep %u until re-listed",
+			cluster, c->id, id, c->id);
+	c->id = id;
+out:
+	pthread_mutex_unlock(&s->lock);
+	return err;
+}
+
+void nm_sink_get_stats(struct nm_sink *s, const char *cluster,
+		       struct nm_sink_stats *out)
+{
+	struct cstats probe = {}, *c;
+
+	memset(out, 0, sizeof(*out));
+	if (strlen(cluster) > NM_KV_CLUSTER_MAX)
+		return;
+	strcpy(probe.name, cluster);
+	pthread_mutex_lock(&s->lock);
+	c = tget(&probe, &s->clusters, cstats_cmp);
+	if (c)
+		*out = c->st;
+	pthread_mutex_unlock(&s->lock);
+}
+
+/* twalk_r() context: the identity records, as the idstore wants them. */
+struct id_walk {
+	struct nm_identity_info *v;
+	size_t n, cap;
+};
+
+static void collect_id(const void *node, VISIT which, void *arg)
+{
+	const struct rec *r = *(struct rec *const *)node;
+	struct id_walk *w = arg;
+
+	if ((which != postorder && which != leaf) ||
+	    r->type != NM_KV_T_IDENTITY || w->n == w->cap)
+		return;
+	w->v[w->n].id = r->id.id;
+	w->v[w->n].labels = r->id.labels; /* borrowed: merge copies */
+	w->n++;
+}
+
+int nm_sink_flush(struct nm_sink *s)
+{
+	const struct nm_state *st = s->state;
+	struct nm_idstore ids = {};
+	struct nm_policy_set set = {};
+	struct nm_sync_stats stats;
+	struct nm_error perr = {};
+	struct nm_ep_rec *eps = NULL;
+	struct id_walk w = {};
+	__u64 *del = NULL;
+	size_t n_eps = 0, n_del = 0, i, j;
+	char msg[1024];
+	bool changed;
+	int err = 0;
+
+	pthread_mutex_lock(&s->lock);
+	if (!s->ids_dirty && !s->policy_dirty)
+		goto out;
+	w.cap = s->n_ids;
+	w.v = calloc(w.cap ?: 1, sizeof(*w.v));
+	del = calloc(s->n_dropped ?: 1, sizeof(*del));
+	if (!w.v || !del) {
+		err = -ENOMEM;
+		pr_warn("failed to flush identities on %s: out of memory",
+			st->dir);
+		goto out;
+	}
+	twalk_r(s->recs, collect_id, &w);
+
+	/* nodemeshctl writes identities.json and policy under this lock. */
+	err = nm_maps_lock(s->maps);
+	if (err)
+		goto out;
+	/* Local pods may still use an identity its cluster dropped. */
+	err = nm_endpoints_read(s->maps, &eps, &n_eps);
+	if (err)
+		goto out_unlock;
+	for (i = 0; i < s->n_dropped; i++) {
+		for (j = 0; j < n_eps && eps[j].val.identity != s->dropped[i];
+		     j++)
+			;
+		if (j == n_eps)
+			del[n_del++] = s->dropped[i];
+	}
+	err = nm_idstore_load(st, &ids);
+	if (err)
+		goto out_unlock;
+	err = nm_idstore_merge(&ids, w.v, w.n, del, n_del, &changed);
+	if (err) {
+		pr_warn("failed to merge mirrored identities on %s: %s",
+			st->dir, strerror(-err));
+		goto out_ids;
+	}
+	if (changed) {
+		err = nm_idstore_save(st, &ids);
+		if (err)
+			goto out_ids;
+	}
+	err = nm_policy_store_load(st, &set, &perr);
+	if (err) {
+		pr_warn("failed to load applied policies on %s: %s", st->dir,
+			perr.reason[0] ? nm_error_str(&perr, msg, sizeof(msg)) :
+					 strerror(-err));
+		goto out_ids;
+	}
+	err = nm_policy_sync(s->maps, st, &ids, &set, NULL, &stats, NULL);
+	if (err)
+		goto out_set;
+	pr_debug(
+		"flushed %zu mirrored identities (%zu dropped) on %s: policy +%zu ~%zu -%zu",
+		w.n, n_del, st->dir, stats.added, stats.changed, stats.removed);
+	s->ids_dirty = false;
+	s->policy_dirty = false;
+	s->n_dropped = 0;
+out_set:
+	nm_policy_set_free(&set);
+out_ids:
+	nm_idstore_free(&ids);
+out_unlock:
+	nm_maps_unlock(s->maps);
+out:
+	pthread_mutex_unlock(&s->lock);
+	free(eps);
+	free(del);
+	free(w.v);
+	return err;
+}

@@ -1,0 +1,895 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The map sink (agent/sink.c) on real pinned maps: records built as C
+ * structs (one decoded from JSON) go in through nm_sink_upsert/remove,
+ * the test reads nm_nodes_v1, nm_ipcache_v1, nm_services_v1,
+ * nm_backends_v1 and nm_policy_v1 back. Pins live under
+ * /sys/fs/bpf/nm-sink-<pid> (removed at exit, also on a crash), the state
+ * directory in a mkdtemp directory (removed at exit). Needs root.
+ *
+ * This node: cluster "east" (id 1), node "self". The remote cluster is
+ * "west" (id 2).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <ftw.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+
+#include <bpf/bpf.h>
+
+#include "agent/identity.h"
+#include "agent/kvstore.h"
+#include "agent/loader.h"
+#include "agent/log.h"
+#include "agent/parse.h"
+#include "agent/policy_apply.h"
+#include "agent/sink.h"
+#include "agent/state.h"
+#include "agent/svc.h"
+#include "maps/identity.h"
+#include "maps/ipcache.h"
+#include "maps/node.h"
+#include "maps/policy.h"
+#include "tests/lib/test.h"
+
+#define TEST_M 1021
+#define TEST_TABLES 4 /* 4 services at most; an update needs one spare */
+
+#define EAST_ID 1
+#define WEST_ID 2
+
+static char pin_root[64];
+static char pin_paths[12][128];
+static char state_dir[64];
+static struct nm_datapath *dp;
+static struct nm_maps maps;
+static struct nm_state st;
+static bool maps_open, ready;
+
+/* Only unlink/rmdir: safe from a signal handler. */
+static void cleanup_pins(void)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(pin_paths) / sizeof(pin_paths[0]); i++)
+		if (pin_paths[i][0])
+			unlink(pin_paths[i]);
+	if (pin_root[0])
+		rmdir(pin_root);
+}
+
+static int rm_one(const char *path, const struct stat *sb, int flag,
+		  struct FTW *ftw)
+{
+	(void)sb;
+	(void)flag;
+	(void)ftw;
+	return remove(path) ? -1 : 0;
+}
+
+static void cleanup_all(void)
+{
+	cleanup_pins();
+	if (state_dir[0] && nftw(state_dir, rm_one, 16, FTW_DEPTH | FTW_PHYS) &&
+	    errno != ENOENT)
+		fprintf(stderr, "failed to remove state dir %s: %s\n",
+			state_dir, strerror(errno));
+	state_dir[0] = '\0';
+}
+
+static void on_signal(int sig)
+{
+	cleanup_pins();
+	raise(sig); /* SA_RESETHAND: default action now */
+}
+
+static int setup_cleanup(void)
+{
+	static const char *const names[] = {
+		NM_MAP_SERVICES, NM_MAP_BACKENDS, NM_MAP_MAGLEV,
+		NM_MAP_REVNAT,	 NM_MAP_CT,	  NM_MAP_METRICS,
+		NM_MAP_CONFIG,	 NM_MAP_IPCACHE,  NM_MAP_ENDPOINTS,
+		NM_MAP_POLICY,	 NM_MAP_EVENTS,	  NM_MAP_NODES,
+	};
+	static const int sigs[] = { SIGINT, SIGTERM, SIGSEGV, SIGABRT, SIGBUS };
+	struct sigaction sa = { .sa_handler = on_signal,
+				.sa_flags = SA_RESETHAND };
+	size_t i;
+
+	_Static_assert(sizeof(names) / sizeof(names[0]) ==
+			       sizeof(pin_paths) / sizeof(pin_paths[0]),
+		       "one path per pinned map");
+	snprintf(pin_root, sizeof(pin_root), "/sys/fs/bpf/nm-sink-%d",
+		 (int)getpid());
+	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		snprintf(pin_paths[i], sizeof(pin_paths[i]), "%s/%s", pin_root,
+			 names[i]);
+	for (i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
+		sigaction(sigs[i], &sa, NULL);
+	atexit(cleanup_all);
+	strcpy(state_dir, "/tmp/nm-sink-XXXXXX");
+	if (!mkdtemp(state_dir)) {
+		state_dir[0] = '\0';
+		return -errno;
+	}
+	return 0;
+}
+
+/* ---- records -------------------------------------------------------- */
+
+static __be32 ip(const char *s)
+{
+	__be32 a = 0;
+
+	if (nm_parse_ipv4(s, &a))
+		printf("# bad address in test: %s\n", s);
+	return a;
+}
+
+static struct nm_frontend fe(const char *s)
+{
+	struct nm_frontend f = {};
+	char err[128];
+
+	if (nm_parse_frontend(s, &f, err, sizeof(err)))
+		printf("# bad frontend in test: %s\n", err);
+	return f;
+}
+
+static void set_key(struct nm_kv_record *r, enum nm_kv_type type,
+		    enum nm_kv_kind kind, const char *cluster, const char *ns,
+		    const char *name)
+{
+	memset(r, 0, sizeof(*r));
+	r->key.type = type;
+	r->key.kind = kind;
+	snprintf(r->key.cluster, sizeof(r->key.cluster), "%s", cluster);
+	snprintf(r->key.ns, sizeof(r->key.ns), "%s", ns);
+	snprintf(r->key.name, sizeof(r->key.name), "%s", name);
+}
+
+static int put_node(struct nm_sink *s, const char *cluster, __u16 cid,
+		    const char *name, const char *addr)
+{
+	struct nm_kv_record r;
+
+	set_key(&r, NM_KV_T_NODE, NM_KV_NODES, cluster, "", name);
+	r.node.name = (char *)name;
+	r.node.cluster = (char *)cluster;
+	r.node.cluster_id = cid;
+	r.node.node_ip = ip(addr);
+	return nm_sink_upsert(s, &r);
+}
+
+static int del_key(struct nm_sink *s, enum nm_kv_type type,
+		   enum nm_kv_kind kind, const char *cluster, const char *ns,
+		   const char *name)
+{
+	struct nm_kv_record r;
+
+	set_key(&r, type, kind, cluster, ns, name);
+	return nm_sink_remove(s, &r.key);
+}
+
+static int put_ep(struct nm_sink *s, const char *cluster, const char *pod,
+		  const char *addr, const char *node, __u64 identity)
+{
+	struct nm_kv_record r;
+
+	set_key(&r, NM_KV_T_ENDPOINT, NM_KV_ENDPOINTS, cluster, "shop", pod);
+	r.ep.namespace = "shop";
+	r.ep.name = (char *)pod;
+	r.ep.ip = ip(addr);
+	r.ep.node = (char *)node;
+	r.ep.identity = identity;
+	return nm_sink_upsert(s, &r);
+}
+
+static int del_ep(struct nm_sink *s, const char *cluster, const char *pod)
+{
+	return del_key(s, NM_KV_T_ENDPOINT, NM_KV_ENDPOINTS, cluster, "shop",
+		       pod);
+}
+
+/* A service record: "ADDR:PORT[/udp][,w=W][,t]" backends (t: terminating). */
+static int put_svc(struct nm_sink *s, const char *cluster, const char *name,
+		   const char *const *fes, size_t n_fe, const char *const *bes,
+		   size_t n_be)
+{
+	struct nm_frontend f[4];
+	struct nm_kv_backend b[8] = {};
+	struct nm_kv_record r;
+	char err[128];
+	size_t i;
+
+	set_key(&r, NM_KV_T_SERVICE, NM_KV_SERVICES, cluster, "shop", name);
+	for (i = 0; i < n_fe; i++)
+		f[i] = fe(fes[i]);
+	for (i = 0; i < n_be; i++) {
+		struct nm_backend_spec spec;
+		char buf[64], *c;
+
+		snprintf(buf, sizeof(buf), "%s", bes[i]);
+		b[i].proto = IPPROTO_TCP;
+		b[i].weight = 1;
+		b[i].state = NM_BE_ACTIVE;
+		if (strstr(buf, ",t")) {
+			b[i].state = NM_BE_TERMINATING;
+			*strstr(buf, ",t") = '\0';
+		}
+		if ((c = strstr(buf, ",w="))) {
+			b[i].weight = (__u16)atoi(c + 3);
+			*c = '\0';
+		}
+		if ((c = strstr(buf, "/udp"))) {
+			b[i].proto = IPPROTO_UDP;
+			*c = '\0';
+		}
+		if (nm_parse_backend(buf, &spec, err, sizeof(err)))
+			printf("# bad backend in test: %s\n", err);
+		b[i].ip = spec.addr;
+		b[i].port = spec.port;
+	}
+	r.svc.namespace = "shop";
+	r.svc.name = (char *)name;
+	r.svc.frontends = f;
+	r.svc.n_frontends = n_fe;
+	r.svc.backends = b;
+	r.svc.n_backends = n_be;
+	return nm_sink_upsert(s, &r);
+}
+
+static int del_svc(struct nm_sink *s, const char *cluster, const char *name)
+{
+	return del_key(s, NM_KV_T_SERVICE, NM_KV_SERVICES, cluster, "shop",
+		       name);
+}
+
+static int open_sink(struct nm_sink **s)
+{
+	struct nm_sink_conf conf = {
+		.maps = &maps,
+		.state = &st,
+		.local_cluster = "east",
+		.local_cluster_id = EAST_ID,
+		.local_node = "self",
+	};
+	int err;
+
+	err = nm_sink_open(&conf, s);
+	if (!err)
+		err = nm_sink_set_cluster_id(*s, "west", WEST_ID);
+	return err;
+}
+
+/* ---- map readers --------------------------------------------------------- */
+
+static bool get_node(const char *addr, struct nm_node_val *v)
+{
+	struct nm_node_key k = { .node_ip = ip(addr) };
+
+	memset(v, 0, sizeof(*v));
+	return !bpf_map_lookup_elem(maps.nodes, &k, v);
+}
+
+/* The exact /32 entry of @addr (LPM lookups fall back to wider ones). */
+static bool get_ipc(const char *addr, struct nm_ipcache_val *v)
+{
+	struct nm_ipcache_key k = { .prefixlen = 32, .addr = ip(addr) };
+
+	memset(v, 0, sizeof(*v));
+	return !bpf_map_lookup_elem(maps.ipcache, &k, v);
+}
+
+static bool get_svc(const char *f, struct nm_svc_val *val)
+{
+	struct nm_frontend x = fe(f);
+	struct nm_svc_key key;
+
+	nm_svc_key_from_frontend(&x, &key);
+	memset(val, 0, sizeof(*val));
+	return !bpf_map_lookup_elem(maps.services, &key, val);
+}
+
+/* Backends of @svc_id: count, and the cluster id of @addr:@port (or -1). */
+static int backends_of(__u32 svc_id, const char *addr, int port, int *cluster)
+{
+	struct nm_backend_key key = {}, next = {};
+	struct nm_backend_val v;
+	bool first = true;
+	int n = 0;
+
+	*cluster = -1;
+	while (!bpf_map_get_next_key(maps.backends, first ? NULL : &key,
+				     &next)) {
+		key = next;
+		first = false;
+		if (bpf_map_lookup_elem(maps.backends, &key, &v) ||
+		    v.svc_id != svc_id)
+			continue;
+		n++;
+		if (addr && v.addr == ip(addr) && ntohs(v.port) == port)
+			*cluster = v.cluster_id;
+	}
+	return n;
+}
+
+static __u32 count_entries(int fd, size_t ksz)
+{
+	unsigned char key[64] = {}, next[64] = {};
+	bool first = true;
+	__u32 n = 0;
+
+	while (!bpf_map_get_next_key(fd, first ? NULL : key, next)) {
+		memcpy(key, next, ksz);
+		first = false;
+		n++;
+	}
+	return n;
+}
+
+#define NEED_READY()                                         \
+	do {                                                 \
+		if (!ready) {                                \
+			nm_test_skip("datapath not loaded"); \
+			return;                              \
+		}                                            \
+	} while (0)
+
+/* ---- tests ------------------------------------------------------------- */
+
+static void test_load(void)
+{
+	struct nm_load_opts opts = {
+		.pin_root = pin_root,
+		.maglev_m = TEST_M,
+		.maglev_tables = TEST_TABLES,
+		.ct_max = 4096,
+	};
+
+	if (!ASSERT_OK(nm_datapath_load(&opts, &dp), "load datapath"))
+		return;
+	if (!ASSERT_OK(nm_maps_open(pin_root, &maps), "open pinned maps"))
+		return;
+	maps_open = true;
+	if (!ASSERT_TRUE(maps.nodes >= 0, "nodes map open"))
+		return;
+	if (!ASSERT_OK(nm_state_open(state_dir, "east", EAST_ID, &st),
+		       "open state dir"))
+		return;
+	ready = true;
+}
+
+static void test_node_into_nodes_map(void)
+{
+	struct nm_node_val v, v2;
+	struct nm_sink *s = NULL;
+
+	NEED_READY();
+	if (!ASSERT_OK(open_sink(&s), "open sink"))
+		return;
+	if (!ASSERT_OK(put_node(s, "west", WEST_ID, "n1", "192.168.2.1"),
+		       "upsert node"))
+		goto out;
+	if (!ASSERT_TRUE(get_node("192.168.2.1", &v), "node entry"))
+		goto out;
+	ASSERT_EQ(v.cluster_id, WEST_ID, "cluster id");
+	ASSERT_GE(v.node_id, 1, "node id assigned");
+	ASSERT_OK(put_node(s, "west", WEST_ID, "n2", "192.168.2.2"),
+		  "second node");
+	ASSERT_TRUE(get_node("192.168.2.2", &v2), "second entry");
+	ASSERT_NEQ(v2.node_id, v.node_id, "distinct node ids");
+	/* Same record again: same id, nothing else changes. */
+	ASSERT_OK(put_node(s, "west", WEST_ID, "n1", "192.168.2.1"),
+		  "re-upsert");
+	ASSERT_TRUE(get_node("192.168.2.1", &v2), "entry kept");
+	ASSERT_EQ(v2.node_id, v.node_id, "node id stable");
+	/* New IP: the entry moves, the id stays. */
+	ASSERT_OK(put_node(s, "west", WEST_ID, "n1", "192.168.2.11"),
+		  "node changes IP");
+	ASSERT_TRUE(!get_node("192.168.2.1", &v2), "old IP gone");
+	ASSERT_TRUE(get_node("192.168.2.11", &v2), "new IP there");
+	ASSERT_EQ(v2.node_id, v.node_id, "node id kept across IP change");
+	ASSERT_OK(del_key(s, NM_KV_T_NODE, NM_KV_NODES, "west", "", "n1"),
+		  "remove n1");
+	ASSERT_OK(del_key(s, NM_KV_T_NODE, NM_KV_NODES, "west", "", "n2"),
+		  "remove n2");
+	ASSERT_TRUE(!get_node("192.168.2.11", &v2), "n1 gone");
+	ASSERT_TRUE(!get_node("192.168.2.2", &v2), "n2 gone");
+	ASSERT_OK(del_key(s, NM_KV_T_NODE, NM_KV_NODES, "west", "", "n1"),
+		  "removing an unknown key is fine");
+	ASSERT_EQ(count_entries(maps.nodes, sizeof(struct nm_node_key)), 0,
+		  "nodes map empty");
+out:
+	nm_sink_close(s);
+}
+
+static void test_endpoint_tunnel_follows_node(void)
+{
+	__u64 id = nm_identity_pack(WEST_ID, 300);
+	struct nm_ipcache_val v;
+	struct nm_sink *s = NULL;
+
+	NEED_READY();
+	if (!ASSERT_OK(open_sink(&s), "open sink"))
+		return;
+	/* Endpoint before its node: no tunnel yet. */
+	if (!ASSERT_OK(put_ep(s, "west", "web-1", "10.2.0.5", "n3", id),
+		       "upsert endpoint"))
+		goto out;
+	if (!ASSERT_TRUE(get_ipc("10.2.0.5", &v), "ipcache entry"))
+		goto out;
+	ASSERT_EQ(v.identity, id, "identity");
+	ASSERT_EQ(v.tunnel_endpoint, 0, "tunnel unknown yet");
+	ASSERT_EQ(v.flags, 0, "remote entry flags");
+
+	ASSERT_OK(put_node(s, "west", WEST_ID, "n3", "192.168.2.3"),
+		  "node arrives");
+	ASSERT_TRUE(get_ipc("10.2.0.5", &v), "ipcache entry");
+	ASSERT_EQ(v.tunnel_endpoint, ip("192.168.2.3"), "tunnel fixed up");
+
+	/* A node of the same name in another cluster is another node. */
+	ASSERT_OK(put_node(s, "east", EAST_ID, "n3", "192.168.1.3"), "east n3");
+	ASSERT_TRUE(get_ipc("10.2.0.5", &v), "ipcache entry");
+	ASSERT_EQ(v.tunnel_endpoint, ip("192.168.2.3"), "west's n3 still");
+
+	ASSERT_OK(put_node(s, "west", WEST_ID, "n3", "192.168.2.33"),
+		  "node changes IP");
+	ASSERT_TRUE(get_ipc("10.2.0.5", &v), "ipcache entry");
+	ASSERT_EQ(v.tunnel_endpoint, ip("192.168.2.33"), "tunnel follows");
+
+	ASSERT_OK(del_key(s, NM_KV_T_NODE, NM_KV_NODES, "west", "", "n3"),
+		  "node removed");
+	ASSERT_TRUE(get_ipc("10.2.0.5", &v), "entry stays");
+	ASSERT_EQ(v.identity, id, "identity kept");
+	ASSERT_EQ(v.tunnel_endpoint, 0, "tunnel cleared");
+
+	/* An endpoint that moves to another IP leaves the old one. */
+	ASSERT_OK(put_ep(s, "west", "web-1", "10.2.0.6", "n3", id),
+		  "endpoint changes IP");
+	ASSERT_TRUE(!get_ipc("10.2.0.5", &v), "old IP gone");
+	ASSERT_TRUE(get_ipc("10.2.0.6", &v), "new IP there");
+
+	ASSERT_OK(del_ep(s, "west", "web-1"), "endpoint removed");
+	ASSERT_TRUE(!get_ipc("10.2.0.6", &v), "ipcache entry gone");
+	ASSERT_OK(del_key(s, NM_KV_T_NODE, NM_KV_NODES, "east", "", "n3"),
+		  "east n3 removed");
+out:
+	nm_sink_close(s);
+}
+
+static void test_ip_reuse_newest_claim_wins(void)
+{
+	__u64 a = nm_identity_pack(WEST_ID, 301),
+	      b = nm_identity_pack(WEST_ID, 302);
+	struct nm_ipcache_val v;
+	struct nm_sink *s = NULL;
+
+	NEED_READY();
+	if (!ASSERT_OK(open_sink(&s), "open sink"))
+		return;
+	ASSERT_OK(put_ep(s, "west", "old-pod", "10.2.0.9", "n4", a), "old pod");
+	/* The address is reused before the old pod's delete arrives. */
+	ASSERT_OK(put_ep(s, "west", "new-pod", "10.2.0.9", "n4", b), "new pod");
+	ASSERT_TRUE(get_ipc("10.2.0.9", &v), "entry");
+	ASSERT_EQ(v.identity, b, "newest claim");
+	ASSERT_OK(del_ep(s, "west", "old-pod"), "old pod's delete");
+	ASSERT_TRUE(get_ipc("10.2.0.9", &v), "entry stays");
+	ASSERT_EQ(v.identity, b, "still the new pod");
+	ASSERT_OK(del_ep(s, "west", "new-pod"), "new pod's delete");
+	ASSERT_TRUE(!get_ipc("10.2.0.9", &v), "entry gone");
+	nm_sink_close(s);
+}
+
+static void test_local_endpoints_left_alone(void)
+{
+	struct nm_ipcache_key k = { .prefixlen = 32, .addr = ip("10.1.0.30") };
+	struct nm_ipcache_val local = { .identity =
+						nm_identity_pack(EAST_ID, 400),
+					.flags = NM_IPC_F_LOCAL };
+	struct nm_ipcache_val v;
+	struct nm_sink_stats stats;
+	struct nm_sink *s = NULL;
+
+	NEED_READY();
+	if (!ASSERT_OK(open_sink(&s), "open sink"))
+		return;
+	/* Our own node's pod: nodemeshctl/CNI own it. */
+	ASSERT_OK(put_ep(s, "east", "mine", "10.1.0.20", "self",
+			 nm_identity_pack(EAST_ID, 401)),
+		  "local node's endpoint");
+	ASSERT_TRUE(!get_ipc("10.1.0.20", &v), "not written");
+	/* Same cluster, other node: mirrored. */
+	ASSERT_OK(put_ep(s, "east", "theirs", "10.1.0.21", "other",
+			 nm_identity_pack(EAST_ID, 402)),
+		  "other node's endpoint");
+	ASSERT_TRUE(get_ipc("10.1.0.21", &v), "written");
+
+	/* A LOCAL entry is never overwritten, nor removed. */
+	if (!ASSERT_OK(bpf_map_update_elem(maps.ipcache, &k, &local, BPF_ANY),
+		       "write local entry"))
+		goto out;
+	ASSERT_OK(put_ep(s, "west", "stale", "10.1.0.30", "n5",
+			 nm_identity_pack(WEST_ID, 303)),
+		  "record claiming a local pod's address");
+	ASSERT_TRUE(get_ipc("10.1.0.30", &v), "entry");
+	ASSERT_MEMEQ(&v, &local, sizeof(v), "local entry untouched");
+	ASSERT_OK(del_ep(s, "west", "stale"), "its delete");
+	ASSERT_TRUE(get_ipc("10.1.0.30", &v), "entry still there");
+	ASSERT_MEMEQ(&v, &local, sizeof(v), "local entry untouched");
+
+	nm_sink_get_stats(s, "east", &stats);
+	ASSERT_EQ(stats.endpoints, 2, "east endpoints held");
+	ASSERT_OK(del_ep(s, "east", "mine"), "local delete");
+	ASSERT_OK(del_ep(s, "east", "theirs"), "remote delete");
+	ASSERT_TRUE(!get_ipc("10.1.0.21", &v), "gone");
+	nm_sink_get_stats(s, "east", &stats);
+	ASSERT_EQ(stats.endpoints, 0, "east endpoints held");
+out:
+	bpf_map_delete_elem(maps.ipcache, &k);
+	nm_sink_close(s);
+}
+
+static const char policy_yaml[] =
+	"apiVersion: nodemesh.io/v1alpha1\n"
+	"kind: MeshNetworkPolicy\n"
+	"metadata: {name: from-west, namespace: shop}\n"
+	"spec:\n"
+	"  endpointSelector: {matchLabels: {app: db}}\n"
+	"  ingress:\n"
+	"    - fromEndpoints: [{matchLabels: {nodemesh.io/cluster: west}}]\n";
+
+static bool policy_has(__u64 peer, __u32 ep_id)
+{
+	struct nm_policy_key k = { .identity = peer,
+				   .endpoint_id = ep_id,
+				   .dir = NM_POLICY_INGRESS };
+	struct nm_policy_val v;
+
+	return !bpf_map_lookup_elem(maps.policy, &k, &v) &&
+	       v.verdict == NM_POLICY_ALLOW;
+}
+
+static void test_identity_reaches_policy(void)
+{
+	struct nm_endpoint_key ek = { .addr = ip("10.1.0.40") };
+	struct nm_endpoint_val ev = { .endpoint_id = 7 };
+	struct nm_labels db = {}, web = {};
+	struct nm_policy_set set = {};
+	struct nm_idstore ids = {};
+	struct nm_sync_stats stats;
+	struct nm_kv_record r;
+	struct nm_error perr;
+	struct nm_sink *s = NULL;
+	__u64 db_id = 0, web_id = nm_identity_pack(WEST_ID, 5000);
+	bool created;
+
+	NEED_READY();
+	/* A local db pod with its identity, and the policy, as the CLI does. */
+	if (!ASSERT_OK(nm_labels_set(&db, "app", "db")			      ?:
+			       nm_labels_set(&db, NM_LABEL_NAMESPACE, "shop") ?:
+			       nm_labels_set(&db, NM_LABEL_CLUSTER, "east"),
+		       "db labels"))
+		goto out;
+	if (!ASSERT_OK(nm_idstore_load(&st, &ids), "load identities") ||
+	    !ASSERT_OK(nm_identity_alloc(&ids, EAST_ID, &db, &db_id, &created),
+		       "allocate db identity") ||
+	    !ASSERT_OK(nm_idstore_save(&st, &ids), "save identities"))
+		goto out;
+	ev.identity = db_id;
+	if (!ASSERT_OK(bpf_map_update_elem(maps.endpoints, &ek, &ev, BPF_ANY),
+		       "write endpoint"))
+		goto out;
+	if (!ASSERT_OK(nm_policy_parse(policy_yaml, strlen(policy_yaml),
+				       "from-west.yaml", &set, &perr),
+		       "parse policy") ||
+	    !ASSERT_OK(nm_policy_store_write(&st, "from-west.yaml", policy_yaml,
+					     strlen(policy_yaml), &set),
+		       "store policy") ||
+	    !ASSERT_OK(nm_policy_sync(&maps, &st, &ids, &set, NULL, &stats,
+				      NULL),
+		       "initial policy sync"))
+		goto out;
+	ASSERT_TRUE(!policy_has(web_id, 7), "no entry before the identity");
+
+	if (!ASSERT_OK(open_sink(&s), "open sink"))
+		goto out;
+	if (!ASSERT_OK(nm_labels_set(&web, "app", "web") ?:
+			       nm_labels_set(&web, NM_LABEL_NAMESPACE, "shop") ?:
+			       nm_labels_set(&web, NM_LABEL_CLUSTER, "west"),
+		       "web labels"))
+		goto out;
+	set_key(&r, NM_KV_T_IDENTITY, NM_KV_IDENTITIES, "west", "", "");
+	snprintf(r.key.name, sizeof(r.key.name), "%llu",
+		 (unsigned long long)web_id);
+	r.key.id = web_id;
+	r.identity.id = web_id;
+	r.identity.labels = web;
+	if (!ASSERT_OK(nm_sink_upsert(s, &r), "upsert identity"))
+		goto out;
+	ASSERT_TRUE(!policy_has(web_id, 7), "coalesced until flush");
+	if (!ASSERT_OK(nm_sink_flush(s), "flush"))
+		goto out;
+	ASSERT_TRUE(policy_has(web_id, 7), "policy entry for remote identity");
+	nm_idstore_free(&ids);
+	if (ASSERT_OK(nm_idstore_load(&st, &ids), "reload identities")) {
+		const struct nm_identity_info *info =
+			nm_idstore_find(&ids, web_id);
+
+		if (ASSERT_TRUE(info, "identities.json has it"))
+			ASSERT_TRUE(nm_labels_equal(&info->labels, &web),
+				    "with its labels");
+		ASSERT_TRUE(nm_idstore_find(&ids, db_id), "local one kept");
+	}
+	ASSERT_OK(nm_sink_flush(s), "flush with nothing to do");
+
+	if (!ASSERT_OK(nm_sink_remove(s, &r.key), "remove identity") ||
+	    !ASSERT_OK(nm_sink_flush(s), "flush"))
+		goto out;
+	ASSERT_TRUE(!policy_has(web_id, 7), "entry gone with the identity");
+	nm_idstore_free(&ids);
+	if (ASSERT_OK(nm_idstore_load(&st, &ids), "reload identities")) {
+		ASSERT_TRUE(!nm_idstore_find(&ids, web_id), "dropped");
+		ASSERT_TRUE(nm_idstore_find(&ids, db_id), "local one kept");
+	}
+out:
+	nm_sink_close(s);
+	nm_policy_store_remove(&st, "shop", "from-west");
+	bpf_map_delete_elem(maps.endpoints, &ek);
+	nm_policy_set_free(&set);
+	nm_idstore_free(&ids);
+	nm_labels_free(&web);
+	nm_labels_free(&db);
+}
+
+static void test_service_union_of_clusters(void)
+{
+	static const char *const fa[] = { "10.96.0.10:443/tcp" };
+	static const char *const west_be[] = { "10.2.0.5:8443",
+					       "10.2.0.6:8443,w=3" };
+	static const char *const east_be[] = { "10.1.0.5:8443",
+					       "10.1.0.6:53/udp" };
+	static const char *const east_be2[] = { "10.1.0.7:8443,t",
+						"10.1.0.8:8443" };
+	struct nm_sink_stats stats;
+	struct nm_svc_val sv;
+	struct nm_sink *s = NULL;
+	int cl;
+
+	NEED_READY();
+	if (!ASSERT_OK(open_sink(&s), "open sink"))
+		return;
+	if (!ASSERT_OK(put_svc(s, "west", "pay", fa, 1, west_be, 2), "west") ||
+	    !ASSERT_OK(put_svc(s, "east", "pay", fa, 1, east_be, 2), "east"))
+		goto out;
+	if (!ASSERT_TRUE(get_svc(fa[0], &sv), "service"))
+		goto out;
+	ASSERT_EQ(sv.backend_count, 3, "union, udp backend left out");
+	ASSERT_EQ(backends_of(sv.svc_id, "10.2.0.5", 8443, &cl), 3, "backends");
+	ASSERT_EQ(cl, WEST_ID, "west backend's cluster");
+	backends_of(sv.svc_id, "10.2.0.6", 8443, &cl);
+	ASSERT_EQ(cl, WEST_ID, "west backend's cluster");
+	backends_of(sv.svc_id, "10.1.0.5", 8443, &cl);
+	ASSERT_EQ(cl, EAST_ID, "east backend's cluster");
+	nm_sink_get_stats(s, "west", &stats);
+	ASSERT_EQ(stats.services, 1, "west services held");
+
+	ASSERT_OK(del_svc(s, "west", "pay"), "remove west");
+	if (!ASSERT_TRUE(get_svc(fa[0], &sv), "service stays"))
+		goto out;
+	ASSERT_EQ(backends_of(sv.svc_id, "10.1.0.5", 8443, &cl), 1,
+		  "only east's");
+	ASSERT_EQ(cl, EAST_ID, "east backend");
+
+	ASSERT_OK(put_svc(s, "east", "pay", fa, 1, east_be2, 2),
+		  "east changes backends");
+	ASSERT_TRUE(get_svc(fa[0], &sv), "service");
+	ASSERT_EQ(sv.backend_count, 1, "terminating one not in the table");
+	ASSERT_EQ(backends_of(sv.svc_id, "10.1.0.5", 8443, &cl), 2,
+		  "replaced, not added");
+	ASSERT_EQ(cl, -1, "old backend gone");
+	backends_of(sv.svc_id, "10.1.0.8", 8443, &cl);
+	ASSERT_EQ(cl, EAST_ID, "new backend");
+
+	ASSERT_OK(del_svc(s, "east", "pay"), "remove east");
+	ASSERT_TRUE(!get_svc(fa[0], &sv), "service gone");
+	ASSERT_EQ(count_entries(maps.backends, sizeof(struct nm_backend_key)),
+		  0, "no backends left");
+out:
+	del_svc(s, "west", "pay");
+	del_svc(s, "east", "pay");
+	nm_sink_close(s);
+}
+
+static void test_service_from_json(void)
+{
+	static const char key[] = "nodemesh/state/services/v1/west/shop/cart";
+	static const char val[] =
+		"{\"schema\":1,\"namespace\":\"shop\",\"name\":\"cart\","
+		"\"frontends\":[\"10.96.0.20:80/tcp\"],"
+		"\"backends\":[{\"ip\":\"10.2.1.5\",\"port\":8080,\"proto\":\"tcp\","
+		"\"weight\":2,\"state\":\"active\",\"node\":\"n1\"}],"
+		"\"global\":true,\"shared\":true}";
+	struct nm_kv_ctx ctx = { .cluster = "west", .cluster_id = WEST_ID };
+	struct nm_kv_record r;
+	struct nm_backend_key bk;
+	struct nm_backend_val bv;
+	struct nm_svc_val sv;
+	struct nm_sink *s = NULL;
+	char err[NM_KV_ERR_LEN];
+	int cl;
+
+	NEED_READY();
+	if (!ASSERT_OK(nm_kv_decode(&ctx, key, val, strlen(val), &r, err,
+				    sizeof(err)),
+		       "decode"))
+		return;
+	if (!ASSERT_OK(open_sink(&s), "open sink"))
+		goto out;
+	if (!ASSERT_OK(nm_sink_upsert(s, &r), "upsert") ||
+	    !ASSERT_TRUE(get_svc("10.96.0.20:80/tcp", &sv), "service"))
+		goto out;
+	ASSERT_EQ(backends_of(sv.svc_id, "10.2.1.5", 8080, &cl), 1, "backend");
+	ASSERT_EQ(cl, WEST_ID, "cluster id");
+	if (ASSERT_OK(bpf_map_get_next_key(maps.backends, NULL, &bk),
+		      "first backend") &&
+	    ASSERT_OK(bpf_map_lookup_elem(maps.backends, &bk, &bv),
+		      "read backend"))
+		ASSERT_EQ(bv.weight, 2, "weight");
+	ASSERT_OK(nm_sink_remove(s, &r.key), "remove");
+	ASSERT_TRUE(!get_svc("10.96.0.20:80/tcp", &sv), "gone");
+out:
+	nm_sink_close(s);
+	nm_kv_record_free(&r);
+}
+
+static void test_service_failure_keeps_union(void)
+{
+	static const char *const fa[] = { "10.96.1.1:80/tcp" };
+	static const char *const fb[] = { "10.96.1.2:80/tcp" };
+	static const char *const fc[] = { "10.96.1.3:80/tcp" };
+	static const char *const fd[] = { "10.96.1.4:80/tcp" };
+	static const char *const fde[] = { "10.96.1.4:80/tcp",
+					   "10.96.1.5:80/tcp" };
+	static const char *const wb[] = { "10.2.2.1:80", "10.2.2.2:80" };
+	static const char *const eb[] = { "10.1.2.1:80" };
+	static const char *const more[] = { "10.2.2.3:80" };
+	struct nm_kv_backend *kb = NULL;
+	struct nm_frontend f = fe(fa[0]);
+	struct nm_svc_val sv, sv2;
+	struct nm_kv_record r;
+	struct nm_sink *s = NULL;
+	size_t i;
+	int cl;
+
+	NEED_READY();
+	if (!ASSERT_OK(open_sink(&s), "open sink"))
+		return;
+	if (!ASSERT_OK(put_svc(s, "west", "a", fa, 1, wb, 2), "west a") ||
+	    !ASSERT_OK(put_svc(s, "east", "a", fa, 1, eb, 1), "east a") ||
+	    !ASSERT_TRUE(get_svc(fa[0], &sv), "service a"))
+		goto out;
+
+	/* More backends than the Maglev table has slots: refused. */
+	kb = calloc(TEST_M + 1, sizeof(*kb));
+	if (!ASSERT_TRUE(kb, "alloc"))
+		goto out;
+	for (i = 0; i < TEST_M + 1; i++) {
+		kb[i].ip = htonl(0x0a030000 + (__u32)i + 1);
+		kb[i].port = htons(80);
+		kb[i].proto = IPPROTO_TCP;
+		kb[i].weight = 1;
+	}
+	set_key(&r, NM_KV_T_SERVICE, NM_KV_SERVICES, "west", "shop", "huge");
+	r.svc.namespace = "shop";
+	r.svc.name = "huge";
+	r.svc.frontends = &f;
+	r.svc.n_frontends = 1;
+	r.svc.backends = kb;
+	r.svc.n_backends = TEST_M + 1;
+	ASSERT_EQ(nm_sink_upsert(s, &r), -EINVAL, "too many backends refused");
+	ASSERT_TRUE(get_svc(fa[0], &sv2), "service a");
+	ASSERT_MEMEQ(&sv2, &sv, sizeof(sv), "service entry unchanged");
+	ASSERT_EQ(backends_of(sv.svc_id, "10.1.2.1", 80, &cl), 3,
+		  "previous union intact");
+	ASSERT_EQ(cl, EAST_ID, "east backend");
+
+	/* b, c: two more services; one spare table is left. */
+	if (!ASSERT_OK(put_svc(s, "west", "b", fb, 1, wb, 1), "b") ||
+	    !ASSERT_OK(put_svc(s, "west", "c", fc, 1, wb, 1), "c"))
+		goto out;
+	/* d and e in one record: d takes the spare, e finds none. */
+	ASSERT_NEQ(put_svc(s, "west", "de", fde, 2, wb, 1), 0,
+		   "second frontend fails");
+	ASSERT_TRUE(!get_svc(fde[0], &sv2), "first frontend rolled back");
+	ASSERT_TRUE(!get_svc(fde[1], &sv2), "second frontend not there");
+	/* d alone fits, and then no table is spare for an update. */
+	if (!ASSERT_OK(put_svc(s, "west", "d", fd, 1, wb, 1), "d"))
+		goto out;
+	ASSERT_NEQ(put_svc(s, "west", "a", fa, 1, more, 1), 0,
+		   "update without a spare table fails");
+	ASSERT_TRUE(get_svc(fa[0], &sv2), "service a");
+	ASSERT_MEMEQ(&sv2, &sv, sizeof(sv), "service entry unchanged");
+	ASSERT_EQ(backends_of(sv.svc_id, "10.2.2.1", 80, &cl), 3,
+		  "previous union intact");
+	ASSERT_EQ(cl, WEST_ID, "west backend kept");
+	backends_of(sv.svc_id, "10.2.2.3", 80, &cl);
+	ASSERT_EQ(cl, -1, "new backend not there");
+	/* Freeing d makes room: the same update now works. */
+	ASSERT_OK(del_svc(s, "west", "d"), "remove d");
+	ASSERT_OK(put_svc(s, "west", "a", fa, 1, more, 1), "update now fits");
+	ASSERT_TRUE(get_svc(fa[0], &sv2), "service a");
+	ASSERT_EQ(backends_of(sv2.svc_id, "10.2.2.3", 80, &cl), 2,
+		  "west's new one + east's");
+out:
+	del_svc(s, "west", "a");
+	del_svc(s, "east", "a");
+	del_svc(s, "west", "b");
+	del_svc(s, "west", "c");
+	del_svc(s, "west", "d");
+	ASSERT_EQ(count_entries(maps.services, sizeof(struct nm_svc_key)), 0,
+		  "no services left");
+	nm_sink_close(s);
+	free(kb);
+}
+
+static void test_unknown_cluster_id_refused(void)
+{
+	static const char *const fa[] = { "10.96.2.1:80/tcp" };
+	static const char *const b[] = { "10.4.0.1:80" };
+	struct nm_svc_val sv;
+	struct nm_sink *s = NULL;
+
+	NEED_READY();
+	if (!ASSERT_OK(open_sink(&s), "open sink"))
+		return;
+	ASSERT_EQ(put_svc(s, "north", "x", fa, 1, b, 1), -EAGAIN,
+		  "no id for north yet");
+	ASSERT_TRUE(!get_svc(fa[0], &sv), "nothing written");
+	/* A node record tells the id. */
+	ASSERT_OK(put_node(s, "north", 3, "m1", "192.168.3.1"), "north node");
+	ASSERT_OK(put_svc(s, "north", "x", fa, 1, b, 1), "now accepted");
+	ASSERT_TRUE(get_svc(fa[0], &sv), "service");
+	ASSERT_OK(del_svc(s, "north", "x"), "remove");
+	ASSERT_OK(del_key(s, NM_KV_T_NODE, NM_KV_NODES, "north", "", "m1"),
+		  "remove node");
+	nm_sink_close(s);
+}
+
+int main(void)
+{
+	static const struct nm_test tests[] = {
+		NM_TEST(test_load),
+		NM_TEST(test_node_into_nodes_map),
+		NM_TEST(test_endpoint_tunnel_follows_node),
+		NM_TEST(test_ip_reuse_newest_claim_wins),
+		NM_TEST(test_local_endpoints_left_alone),
+		NM_TEST(test_identity_reaches_policy),
+		NM_TEST(test_service_union_of_clusters),
+		NM_TEST(test_service_from_json),
+		NM_TEST(test_service_failure_keeps_union),
+		NM_TEST(test_unknown_cluster_id_refused),
+	};
+	int failed, err;
+
+	nm_log_set_ident("test_sink");
+	nm_log_init_libbpf();
+	err = setup_cleanup();
+	if (err) {
+		fprintf(stderr, "failed to create state dir: %s\n",
+			strerror(-err));
+		return 1;
+	}
+	failed = NM_TEST_RUN(tests);
+	if (maps_open)
+		nm_maps_close(&maps);
+	nm_datapath_close(dp);
+	cleanup_all();
+	return failed ? 1 : 0;
+}
