@@ -22,7 +22,7 @@ DEPFLAGS = -MMD -MP
 CFLAGS ?= -O2 -g
 CFLAGS += -std=gnu11 -Wall -Wextra -Werror -I. -I$(BUILD)/skel \
 	  $(shell pkg-config --cflags json-c 2>/dev/null)
-LDLIBS_AGENT := -lbpf -lelf -lz -lyaml -lcurl -lpthread $(shell pkg-config --libs json-c 2>/dev/null || echo -ljson-c)
+LDLIBS_AGENT := -lbpf -lelf -lz -lyaml -lcurl -lmicrohttpd -lpthread $(shell pkg-config --libs json-c 2>/dev/null || echo -ljson-c)
 LDLIBS_CMOCKA := -lcmocka
 
 BPF_CFLAGS := -target bpf -O2 -g -Wall -Wextra -Werror -D__TARGET_ARCH_$(ARCH) \
@@ -32,7 +32,7 @@ BPF_SRCS := $(wildcard bpf/*.bpf.c bench/*.bpf.c)
 BPF_OBJS := $(patsubst %.bpf.c,$(BUILD)/%.bpf.o,$(BPF_SRCS))
 SKELS := $(patsubst %.bpf.c,$(BUILD)/skel/%.skel.h,$(notdir $(BPF_SRCS)))
 
-MAINS := agent/nodemeshctl.c
+MAINS := agent/nodemeshctl.c agent/nodemesh-agent.c
 LIB_SRCS := $(filter-out $(MAINS),$(wildcard agent/*.c))
 LIB := $(BUILD)/libnodemesh.a
 BINS := $(patsubst agent/%.c,$(BUILD)/%,$(MAINS))

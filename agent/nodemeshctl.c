@@ -93,12 +93,19 @@ static const struct cmd cmds[] = {
 	  "happen: time, direction, 5-tuple, endpoint, source and destination\n"
 	  "identities with labels, verdict, reason. Stops after N events or S\n"
 	  "seconds when given; -o json prints one object per line." },
+	{ NULL, "status", cmd_status, "[--socket PATH]",
+	  "The running nodemesh-agent's view, from its API socket (default\n"
+	  "<state dir>/agent.sock): node, cluster, lease, heartbeat writer, and\n"
+	  "per cluster whether it is connected and synced, the last revision,\n"
+	  "records mirrored and rejected, time since its last heartbeat and its\n"
+	  "last error; then refused remote-cluster files. -o json prints the\n"
+	  "agent's JSON document as it is." },
 	{ "map", "list", cmd_map_list, "",
 	  "List the pinned maps with type, sizes and entry counts." },
 	{ "map", "dump", cmd_map_dump, "NAME",
 	  "Dump a map decoded. NAME: services, backends, maglev, revnat, ct,\n"
-	  "metrics, config, ipcache, endpoints, policy, or the pin name\n"
-	  "(nm_services_v1, ...). maglev is\n"
+	  "metrics, config, ipcache, endpoints, policy, nodes, or the pin\n"
+	  "name (nm_services_v1, ...). maglev is\n"
 	  "summarised per table; metrics are summed over CPUs, nonzero only." },
 };
 

@@ -157,5 +157,6 @@ int cmd_policy_get(int argc, char **argv);
 int cmd_monitor(int argc, char **argv);
 int cmd_map_list(int argc, char **argv);
 int cmd_map_dump(int argc, char **argv);
+int cmd_status(int argc, char **argv);
 
 #endif /* NM_AGENT_CTL_H */

@@ -379,3 +379,75 @@ nm_policy_topology_up() {
 		fi
 	done
 }
+
+# ------------------------------------------------------------------ etcd
+
+# nm_etcd_start VAR: a real etcd on 127.0.0.1 (free ports, data in a scratch
+# directory removed on cleanup); its client URL goes to VAR, its pid to
+# NM_LAST_PID and the cleanup list. Waits until it answers.
+nm_etcd_start() {
+	local var=$1 dir cport pport try tries pid url
+
+	nm_tmpdir dir || return 1
+	for try in 1 2 3 4 5; do
+		cport=$((20000 + RANDOM % 20000))
+		pport=$((cport + 1))
+		# Taken ports make etcd exit; then the next try picks others.
+		if ss -Hltn "( sport = :$cport or sport = :$pport )" | grep -q .; then
+			continue
+		fi
+		url="http://127.0.0.1:$cport"
+		rm -rf -- "$dir/data"
+		etcd --name nm --data-dir "$dir/data" \
+			--listen-client-urls "$url" --advertise-client-urls "$url" \
+			--listen-peer-urls "http://127.0.0.1:$pport" \
+			--initial-advertise-peer-urls "http://127.0.0.1:$pport" \
+			--initial-cluster "nm=http://127.0.0.1:$pport" \
+			--initial-cluster-token "nm-e2e-$$-$cport" \
+			--logger zap --log-level warn >>"$dir/etcd.log" 2>&1 </dev/null &
+		pid=$!
+		NM_PIDS+=("$pid")
+		tries=100
+		while [ "$tries" -gt 0 ] && kill -0 "$pid" 2>/dev/null; do
+			if ETCDCTL_API=3 etcdctl --endpoints="$url" \
+				--dial-timeout=1s endpoint health >/dev/null 2>&1; then
+				NM_LAST_PID=$pid
+				printf -v "$var" '%s' "$url"
+				return 0
+			fi
+			sleep 0.1
+			tries=$((tries - 1))
+		done
+		nm_etcd_stop "$pid"
+	done
+	echo "etcd did not start (log: $dir/etcd.log)" >&2
+	sed 's/^/etcd: /' "$dir/etcd.log" | tail -5 >&2
+	return 1
+}
+
+# nm_etcd_stop PID: stop an etcd (or any process we started) by pid.
+nm_etcd_stop() {
+	kill -KILL "$1" 2>/dev/null
+	wait "$1" 2>/dev/null
+	nm_pid_forget "$1"
+}
+
+# nm_etcdctl URL ARGS...: etcdctl with the v3 API against one etcd.
+nm_etcdctl() {
+	local url=$1
+	shift
+	ETCDCTL_API=3 etcdctl --endpoints="$url" --dial-timeout=2s \
+		--command-timeout=5s "$@"
+}
+
+# nm_wait_for TIMEOUT_S CMD...: run CMD every 0.2 s until it succeeds.
+nm_wait_for() {
+	local tries=$(($1 * 5))
+	shift
+	while [ "$tries" -gt 0 ]; do
+		"$@" >/dev/null 2>&1 && return 0
+		sleep 0.2
+		tries=$((tries - 1))
+	done
+	"$@"
+}

@@ -1,0 +1,972 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * nodemesh-agent: the per-node daemon. Publishes this node and its
+ * endpoints into its cluster's etcd (agent/publish.h), mirrors its own and
+ * every remote cluster into the pinned maps (agent/mirror.h through
+ * agent/sink.h), follows the remote-cluster directory (inotify plus a
+ * periodic rescan) and serves its status on a unix socket (agent/api.h).
+ *
+ * The datapath: if the maps are not pinned under the pin root yet, the
+ * agent loads the datapath itself (maps created and pinned, as
+ * 'nodemeshctl attach' does) and attaches it to the config's interfaces;
+ * if they are, it uses them as they are.
+ *
+ * SIGTERM/SIGINT: stop the mirrors (mirrored entries stay in the maps for
+ * the next start to sweep), revoke the lease so this node's records vanish
+ * from every peer at once, exit 0.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <ifaddrs.h>
+#include <limits.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <net/if.h>
+#include <sys/inotify.h>
+#include <sys/signalfd.h>
+
+#include <json-c/json.h>
+
+#include "agent/api.h"
+#include "agent/config.h"
+#include "agent/etcd.h"
+#include "agent/identity.h"
+#include "agent/kvstore.h"
+#include "agent/loader.h"
+#include "agent/log.h"
+#include "agent/mirror.h"
+#include "agent/parse.h"
+#include "agent/publish.h"
+#include "agent/sink.h"
+#include "agent/state.h"
+
+#define FLUSH_MS 200
+#define RESCAN_MS 5000
+#define INOTIFY_SETTLE_MS 100 /* let a burst of file events settle */
+#define SOCKET_NAME "agent.sock"
+#define POD_CIDRS_MAX 16
+
+/* One mirrored cluster: the local one or a remote-cluster file's. */
+struct cluster {
+	char *name;
+	__u16 id;
+	bool local;
+	char *file; /* remote: where it came from */
+	struct nm_mirror *m; /* NULL: start failed, retried on rescan */
+	char start_err[NM_ETCD_ERR_MAX];
+	/* the connection settings the mirror was started with */
+	char *password;
+};
+
+struct agent {
+	/* options */
+	const char *config_path;
+	const char *node;
+	const char *sock_path;
+	__be32 node_ip;
+	struct nm_cidr pod_cidrs[POD_CIDRS_MAX];
+	size_t n_pod_cidrs;
+	__s64 lease_ttl;
+
+	struct nm_agent_config cfg;
+	struct nm_state st;
+	struct nm_maps maps;
+	struct nm_etcd *etcd;
+	char *etcd_password;
+	struct nm_publisher *pub;
+	struct nm_sink *sink;
+	struct nm_api *api;
+
+	pthread_mutex_t lock; /* the cluster list and refusals, for the API */
+	struct cluster **cl;
+	size_t n_cl;
+	struct nm_remote_set remotes; /* the last good load */
+	struct nm_refusals refused;
+	char dir_err[1024]; /* the remote dir itself unreadable */
+};
+
+static __u64 mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (__u64)ts.tv_sec * 1000 + (__u64)ts.tv_nsec / 1000000;
+}
+
+static __u64 mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (__u64)ts.tv_sec * 1000000000ULL + (__u64)ts.tv_nsec;
+}
+
+/* A password file's first line, malloc'd. */
+static int read_password(const char *path, char **out)
+{
+	char buf[1024];
+	ssize_t n;
+	int fd, err = 0;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		err = -errno;
+		pr_warn("failed to open password file %s: %s", path,
+			strerror(-err));
+		return err;
+	}
+	n = read(fd, buf, sizeof(buf) - 1);
+	if (n < 0) {
+		err = -errno;
+		pr_warn("failed to read password file %s: %s", path,
+			strerror(-err));
+		goto out;
+	}
+	buf[n] = '\0';
+	buf[strcspn(buf, "\r\n")] = '\0';
+	*out = strdup(buf);
+	if (!*out)
+		err = -ENOMEM;
+out:
+	close(fd);
+	return err;
+}
+
+/* nm_etcd_config pointing into @e; @password read by the caller. */
+static void etcd_config(const struct nm_etcd_conf *e, const char *password,
+			struct nm_etcd_config *out)
+{
+	size_t i;
+
+	memset(out, 0, sizeof(*out));
+	for (i = 0; i < e->n_endpoints && i < NM_ETCD_MAX_ENDPOINTS; i++)
+		out->endpoints[i] = e->endpoints[i];
+	out->n_endpoints = i;
+	out->ca_file = e->ca_file;
+	out->cert_file = e->cert_file;
+	out->key_file = e->key_file;
+	out->username = e->username;
+	out->password = password;
+}
+
+/* ---- clusters --------------------------------------------------------------- */
+
+static void cluster_free(struct cluster *c)
+{
+	if (!c)
+		return;
+	free(c->password);
+	free(c->file);
+	free(c->name);
+	free(c);
+}
+
+/* Start (or retry) the mirror of @c with @e's settings. */
+static int cluster_start(struct agent *a, struct cluster *c,
+			 const struct nm_etcd_conf *e)
+{
+	const struct nm_mirror_sink sink = { nm_sink_upsert, nm_sink_remove,
+					     a->sink };
+	struct nm_mirror_conf mc = {};
+	struct nm_mirror *m = NULL;
+	char err[NM_ETCD_ERR_MAX];
+	int ret;
+
+	free(c->password);
+	c->password = NULL;
+	if (e->password_file) {
+		ret = read_password(e->password_file, &c->password);
+		if (ret) {
+			snprintf(c->start_err, sizeof(c->start_err),
+				 "failed to read password file %s: %s",
+				 e->password_file, strerror(-ret));
+			return ret;
+		}
+	}
+	/* Service records carry no cluster id: the sink takes it from the
+	 * connection, so their backends are tagged before the first list. */
+	ret = nm_sink_set_cluster_id(a->sink, c->name, c->id);
+	if (ret) {
+		snprintf(c->start_err, sizeof(c->start_err),
+			 "failed to register cluster %s (id %u) in the map sink: %s",
+			 c->name, c->id, strerror(-ret));
+		return ret;
+	}
+	etcd_config(e, c->password, &mc.etcd);
+	mc.prefix = a->cfg.kv_prefix;
+	mc.cluster = c->name;
+	mc.cluster_id = c->id;
+	ret = nm_mirror_start(&mc, &sink, &m, err, sizeof(err));
+	pthread_mutex_lock(&a->lock);
+	if (ret) {
+		pr_warn("%s", err);
+		snprintf(c->start_err, sizeof(c->start_err), "%s", err);
+	} else {
+		pr_info("mirroring cluster %s (id %u) from %s", c->name, c->id,
+			mc.etcd.endpoints[0]);
+		c->m = m;
+		c->start_err[0] = '\0';
+	}
+	pthread_mutex_unlock(&a->lock);
+	return ret;
+}
+
+static struct cluster *cluster_new(const char *name, __u16 id, bool local,
+				   const char *file)
+{
+	struct cluster *c = calloc(1, sizeof(*c));
+
+	if (!c)
+		return NULL;
+	c->name = strdup(name);
+	c->file = file ? strdup(file) : NULL;
+	c->id = id;
+	c->local = local;
+	if (!c->name || (file && !c->file)) {
+		cluster_free(c);
+		return NULL;
+	}
+	return c;
+}
+
+static int cluster_add(struct agent *a, struct cluster *c)
+{
+	struct cluster **v;
+
+	pthread_mutex_lock(&a->lock);
+	v = realloc(a->cl, (a->n_cl + 1) * sizeof(*v));
+	if (v) {
+		a->cl = v;
+		a->cl[a->n_cl++] = c;
+	}
+	pthread_mutex_unlock(&a->lock);
+	return v ? 0 : -ENOMEM;
+}
+
+/* Take @name's entry out of the list (the API no longer sees it). */
+static struct cluster *cluster_take(struct agent *a, const char *name)
+{
+	struct cluster *c = NULL;
+	size_t i;
+
+	pthread_mutex_lock(&a->lock);
+	for (i = 0; i < a->n_cl; i++) {
+		if (a->cl[i]->local || strcmp(a->cl[i]->name, name))
+			continue;
+		c = a->cl[i];
+		memmove(&a->cl[i], &a->cl[i + 1],
+			(a->n_cl - i - 1) * sizeof(*a->cl));
+		a->n_cl--;
+		break;
+	}
+	pthread_mutex_unlock(&a->lock);
+	return c;
+}
+
+static void cluster_drain(struct cluster *c)
+{
+	int ret;
+
+	if (c->m) {
+		ret = nm_mirror_drain(c->m);
+		if (ret)
+			pr_warn("failed to drain cluster %s: %s", c->name,
+				strerror(-ret));
+		else
+			pr_info("drained cluster %s", c->name);
+	}
+	cluster_free(c);
+}
+
+static int remote_connect(struct agent *a, const struct nm_remote_cluster *r)
+{
+	struct cluster *c = cluster_new(r->name, r->id, false, r->file);
+	int ret;
+
+	if (!c)
+		return -ENOMEM;
+	ret = cluster_add(a, c);
+	if (ret) {
+		cluster_free(c);
+		return ret;
+	}
+	/* A failed start is listed with its error and retried on rescan. */
+	cluster_start(a, c, &r->etcd);
+	return 0;
+}
+
+static bool refusals_same(const struct nm_refusals *x,
+			  const struct nm_refusals *y)
+{
+	size_t i;
+
+	if (x->n != y->n)
+		return false;
+	for (i = 0; i < x->n; i++)
+		if (strcmp(x->v[i].file, y->v[i].file) ||
+		    x->v[i].line != y->v[i].line ||
+		    strcmp(x->v[i].reason, y->v[i].reason))
+			return false;
+	return true;
+}
+
+/* Reload the remote-cluster directory and apply what changed. */
+static void rescan(struct agent *a)
+{
+	struct nm_remote_set ok = {};
+	struct nm_refusals bad = {};
+	struct nm_remote_diff d = {};
+	struct nm_error err = {};
+	char msg[1024];
+	size_t i;
+	int ret;
+
+	if (!a->cfg.remote_clusters_dir)
+		return;
+	ret = nm_remote_dir_load(a->cfg.remote_clusters_dir, a->cfg.cluster,
+				 a->cfg.cluster_id, &a->remotes, &ok, &bad,
+				 &err);
+	if (ret) {
+		nm_error_str(&err, msg, sizeof(msg));
+		pthread_mutex_lock(&a->lock);
+		/* Keep the connected clusters: a missing dir is no request. */
+		if (strcmp(a->dir_err, msg))
+			pr_warn("failed to read remote clusters dir %s: %s",
+				a->cfg.remote_clusters_dir, msg);
+		snprintf(a->dir_err, sizeof(a->dir_err), "%s", msg);
+		pthread_mutex_unlock(&a->lock);
+		return;
+	}
+	if (!refusals_same(&bad, &a->refused))
+		for (i = 0; i < bad.n; i++)
+			pr_warn("refused remote cluster file %s",
+				nm_error_str(&bad.v[i], msg, sizeof(msg)));
+	ret = nm_remote_diff(&a->remotes, &ok, &d);
+	if (ret) {
+		pr_warn("failed to diff remote clusters of %s: %s",
+			a->cfg.remote_clusters_dir, strerror(-ret));
+		nm_remote_set_free(&ok);
+		nm_refusals_free(&bad);
+		return;
+	}
+	for (i = 0; i < d.n_removed; i++) {
+		struct cluster *c = cluster_take(a, d.removed[i]->name);
+
+		pr_info("remote cluster %s removed (%s): draining",
+			d.removed[i]->name, d.removed[i]->file);
+		if (c)
+			cluster_drain(c);
+	}
+	for (i = 0; i < d.n_changed; i++) {
+		struct cluster *c = cluster_take(a, d.changed[i]->name);
+
+		pr_info("remote cluster %s changed (%s): reconnecting",
+			d.changed[i]->name, d.changed[i]->file);
+		if (c)
+			cluster_drain(c);
+		if (remote_connect(a, d.changed[i]))
+			pr_warn("failed to connect cluster %s: out of memory",
+				d.changed[i]->name);
+	}
+	for (i = 0; i < d.n_added; i++) {
+		pr_info("remote cluster %s added (%s): connecting",
+			d.added[i]->name, d.added[i]->file);
+		if (remote_connect(a, d.added[i]))
+			pr_warn("failed to connect cluster %s: out of memory",
+				d.added[i]->name);
+	}
+	nm_remote_diff_free(&d);
+
+	/* Retry the mirrors whose start failed (e.g. a password file). */
+	for (i = 0; i < a->n_cl; i++) {
+		struct cluster *c = a->cl[i];
+		const struct nm_remote_cluster *r;
+
+		if (c->m || c->local)
+			continue;
+		r = nm_remote_find(&ok, c->name);
+		if (r)
+			cluster_start(a, c, &r->etcd);
+	}
+
+	pthread_mutex_lock(&a->lock);
+	nm_remote_set_free(&a->remotes);
+	nm_refusals_free(&a->refused);
+	a->remotes = ok;
+	a->refused = bad;
+	a->dir_err[0] = '\0';
+	pthread_mutex_unlock(&a->lock);
+}
+
+/* ---- status ----------------------------------------------------------------- */
+
+static int jadd(json_object *o, const char *k, json_object *v)
+{
+	if (!v)
+		return -ENOMEM;
+	if (json_object_object_add(o, k, v)) {
+		json_object_put(v);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+static json_object *jstr(const char *s)
+{
+	return json_object_new_string(s ? s : "");
+}
+
+/* 64-bit counters as JSON integers (json-c writes int64 exactly). */
+static json_object *ju64(__u64 v)
+{
+	return json_object_new_int64((__s64)v);
+}
+
+static int cluster_json(const struct cluster *c, __u64 now_ns, json_object *arr)
+{
+	struct nm_mirror_stats s = {};
+	json_object *o = json_object_new_object();
+	int ret = 0;
+
+	if (!o || json_object_array_add(arr, o)) {
+		json_object_put(o);
+		return -ENOMEM;
+	}
+	if (c->m)
+		nm_mirror_get_stats(c->m, &s);
+	ret |= jadd(o, "name", jstr(c->name));
+	ret |= jadd(o, "id", json_object_new_int(c->id));
+	ret |= jadd(o, "local", json_object_new_boolean(c->local));
+	if (c->file)
+		ret |= jadd(o, "file", jstr(c->file));
+	ret |= jadd(o, "connected", json_object_new_boolean(s.connected));
+	ret |= jadd(o, "synced", json_object_new_boolean(s.synced));
+	ret |= jadd(o, "revision", json_object_new_int64(s.revision));
+	ret |= jadd(o, "records", ju64(s.records));
+	ret |= jadd(o, "rejected", ju64(s.rejected));
+	ret |= jadd(o, "apply_errors", ju64(s.apply_errors));
+	ret |= jadd(o, "relists", ju64(s.relists));
+	ret |= jadd(o, "reconnects", ju64(s.reconnects));
+	ret |= jadd(o, "last_error", jstr(c->m ? s.last_error : c->start_err));
+	if (s.last_heartbeat_mono_ns && now_ns >= s.last_heartbeat_mono_ns)
+		ret |= jadd(
+			o, "last_heartbeat_s",
+			json_object_new_double(
+				(double)(now_ns - s.last_heartbeat_mono_ns) /
+				1e9));
+	else if (json_object_object_add(o, "last_heartbeat_s", NULL))
+		ret = -ENOMEM;
+	return ret ? -ENOMEM : 0;
+}
+
+static char *status_json(void *arg)
+{
+	struct agent *a = arg;
+	struct nm_publish_stats ps = {};
+	json_object *root, *lease, *pub, *arr, *ref;
+	char ip[INET_ADDRSTRLEN], id[24], msg[1024];
+	__u64 now = mono_ns();
+	char *text = NULL;
+	size_t i;
+	int ret = 0;
+
+	root = json_object_new_object();
+	if (!root)
+		return NULL;
+	nm_publish_get_stats(a->pub, &ps);
+	inet_ntop(AF_INET, &a->node_ip, ip, sizeof(ip));
+	snprintf(id, sizeof(id), "%llx", (unsigned long long)ps.lease);
+	ret |= jadd(root, "node", jstr(a->node));
+	ret |= jadd(root, "node_ip", jstr(ip));
+	ret |= jadd(root, "cluster", jstr(a->cfg.cluster));
+	ret |= jadd(root, "cluster_id", json_object_new_int(a->cfg.cluster_id));
+
+	lease = json_object_new_object();
+	ret |= jadd(root, "lease", lease);
+	if (lease) {
+		ret |= jadd(lease, "id", jstr(ps.lease ? id : ""));
+		ret |= jadd(lease, "ok", json_object_new_boolean(ps.lease_ok));
+		ret |= jadd(lease, "ttl_s", json_object_new_int64(ps.ttl_s));
+		ret |= jadd(lease, "grants", ju64(ps.grants));
+	}
+	ret |= jadd(root, "heartbeat_leader",
+		    json_object_new_boolean(ps.leader));
+	pub = json_object_new_object();
+	ret |= jadd(root, "publisher", pub);
+	if (pub) {
+		ret |= jadd(pub, "synced", json_object_new_boolean(ps.synced));
+		ret |= jadd(pub, "endpoints", ju64(ps.endpoints));
+		ret |= jadd(pub, "identity_mismatches",
+			    ju64(ps.identity_mismatches));
+		ret |= jadd(pub, "errors", ju64(ps.errors));
+		ret |= jadd(pub, "last_error", jstr(ps.last_error));
+	}
+
+	arr = json_object_new_array();
+	ref = json_object_new_array();
+	ret |= jadd(root, "clusters", arr);
+	ret |= jadd(root, "refused_files", ref);
+	pthread_mutex_lock(&a->lock);
+	for (i = 0; arr && i < a->n_cl; i++)
+		ret |= cluster_json(a->cl[i], now, arr);
+	for (i = 0; ref && i < a->refused.n; i++) {
+		json_object *o = json_object_new_object();
+
+		if (!o || json_object_array_add(ref, o)) {
+			json_object_put(o);
+			ret = -ENOMEM;
+			break;
+		}
+		ret |= jadd(o, "file", jstr(a->refused.v[i].file));
+		ret |= jadd(o, "line",
+			    json_object_new_int((int)a->refused.v[i].line));
+		ret |= jadd(o, "reason", jstr(a->refused.v[i].reason));
+		ret |= jadd(
+			o, "error",
+			jstr(nm_error_str(&a->refused.v[i], msg, sizeof(msg))));
+	}
+	if (a->cfg.remote_clusters_dir)
+		ret |= jadd(root, "remote_clusters_dir",
+			    jstr(a->cfg.remote_clusters_dir));
+	ret |= jadd(root, "remote_clusters_dir_error", jstr(a->dir_err));
+	pthread_mutex_unlock(&a->lock);
+
+	if (!ret) {
+		const char *s = json_object_to_json_string_ext(
+			root, JSON_C_TO_STRING_PLAIN |
+				      JSON_C_TO_STRING_NOSLASHESCAPE);
+
+		if (s && asprintf(&text, "%s\n", s) < 0)
+			text = NULL;
+	}
+	json_object_put(root);
+	return text;
+}
+
+/* ---- start-up --------------------------------------------------------------- */
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: nodemesh-agent --config FILE [--node NAME] [--node-ip IP]\n"
+		"                      [--pod-cidr CIDR]... [--socket PATH]\n"
+		"                      [--lease-ttl SECONDS] [-v]...\n"
+		"\n"
+		"  --config FILE      agent config (YAML; see agent/config.h)\n"
+		"  --node NAME        this node's name (default: the host name)\n"
+		"  --node-ip IP       this node's address, the tunnel endpoint of its\n"
+		"                     pods (default: the first non-loopback IPv4 address)\n"
+		"  --pod-cidr CIDR    a pod CIDR of this node, published in its node\n"
+		"                     record (repeatable, up to %d)\n"
+		"  --socket PATH      status API socket (default: <state_dir>/%s)\n"
+		"  --lease-ttl S      lease TTL in seconds, 3..3600 (default %d)\n"
+		"  -v                 more log output (repeat for debug)\n",
+		POD_CIDRS_MAX, SOCKET_NAME, NM_PUBLISH_TTL_DEFAULT);
+}
+
+/* The first UP, non-loopback IPv4 address of this host. */
+static int guess_node_ip(__be32 *out)
+{
+	struct ifaddrs *ifa, *i;
+	int ret = -ENOENT;
+
+	if (getifaddrs(&ifa))
+		return -errno;
+	for (i = ifa; i; i = i->ifa_next) {
+		if (!i->ifa_addr || i->ifa_addr->sa_family != AF_INET ||
+		    (i->ifa_flags & IFF_LOOPBACK) || !(i->ifa_flags & IFF_UP))
+			continue;
+		*out = ((struct sockaddr_in *)i->ifa_addr)->sin_addr.s_addr;
+		ret = 0;
+		break;
+	}
+	freeifaddrs(ifa);
+	return ret;
+}
+
+static int parse_args(int argc, char **argv, struct agent *a)
+{
+	static const struct option opts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "node", required_argument, NULL, 'n' },
+		{ "node-ip", required_argument, NULL, 'i' },
+		{ "pod-cidr", required_argument, NULL, 'p' },
+		{ "socket", required_argument, NULL, 's' },
+		{ "lease-ttl", required_argument, NULL, 't' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{}
+	};
+	static char host[HOST_NAME_MAX + 1];
+	int verbose = 0, o;
+	char *end;
+	long v;
+
+	while ((o = getopt_long(argc, argv, "vh", opts, NULL)) != -1) {
+		switch (o) {
+		case 'c':
+			a->config_path = optarg;
+			break;
+		case 'n':
+			a->node = optarg;
+			break;
+		case 'i':
+			if (nm_parse_ipv4(optarg, &a->node_ip) || !a->node_ip) {
+				pr_warn("bad --node-ip '%s': expected an IPv4 address",
+					optarg);
+				return -EINVAL;
+			}
+			break;
+		case 'p':
+			if (a->n_pod_cidrs == POD_CIDRS_MAX ||
+			    nm_cidr_parse(optarg,
+					  &a->pod_cidrs[a->n_pod_cidrs])) {
+				pr_warn("bad --pod-cidr '%s': expected A.B.C.D/LEN without host bits, at most %d",
+					optarg, POD_CIDRS_MAX);
+				return -EINVAL;
+			}
+			a->n_pod_cidrs++;
+			break;
+		case 's':
+			a->sock_path = optarg;
+			break;
+		case 't':
+			errno = 0;
+			v = strtol(optarg, &end, 10);
+			if (errno || *end || v < 3 || v > 3600) {
+				pr_warn("bad --lease-ttl '%s': expected 3..3600 seconds",
+					optarg);
+				return -EINVAL;
+			}
+			a->lease_ttl = v;
+			break;
+		case 'v':
+			verbose++;
+			break;
+		case 'h':
+			usage(stdout);
+			exit(0);
+		default:
+			usage(stderr);
+			return -EINVAL;
+		}
+	}
+	if (optind != argc || !a->config_path) {
+		if (optind != argc)
+			pr_warn("unexpected argument '%s'", argv[optind]);
+		else
+			pr_warn("--config FILE is required");
+		usage(stderr);
+		return -EINVAL;
+	}
+	nm_log_set_level(verbose >= 2 ? NM_LOG_DEBUG :
+			 verbose      ? NM_LOG_INFO :
+					NM_LOG_WARN);
+	if (!a->node) {
+		if (gethostname(host, sizeof(host) - 1)) {
+			pr_warn("failed to get host name: %s", strerror(errno));
+			return -errno;
+		}
+		a->node = host;
+	}
+	if (strlen(a->node) > NM_KV_NAME_MAX || !nm_dns_subdomain_ok(a->node)) {
+		pr_warn("bad node name '%s': must be a DNS subdomain (use --node)",
+			a->node);
+		return -EINVAL;
+	}
+	if (!a->node_ip && guess_node_ip(&a->node_ip)) {
+		pr_warn("failed to find this node's address: no IPv4 address on an UP interface (use --node-ip)");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* Open the pinned maps, loading the datapath first if nothing is pinned. */
+static int open_maps(struct agent *a)
+{
+	struct nm_load_opts lo = { .pin_root = a->cfg.pin_root };
+	struct nm_datapath *dp = NULL;
+	char path[PATH_MAX];
+	size_t i;
+	int ret;
+
+	snprintf(path, sizeof(path), "%s/%s", a->cfg.pin_root, NM_MAP_CONFIG);
+	if (access(path, F_OK) == 0 && !a->cfg.n_interfaces)
+		return nm_maps_open(a->cfg.pin_root, &a->maps);
+	/* Loading reuses pinned maps, so this is also right after a restart. */
+	ret = nm_datapath_load(&lo, &dp);
+	if (ret)
+		return ret;
+	for (i = 0; i < a->cfg.n_interfaces; i++) {
+		ret = nm_tc_attach(dp, a->cfg.interfaces[i]);
+		if (ret) {
+			pr_warn("failed to attach datapath on %s: %s",
+				a->cfg.interfaces[i], strerror(-ret));
+			goto out;
+		}
+	}
+	pr_info("loaded the datapath; maps pinned under %s", a->cfg.pin_root);
+	ret = nm_maps_open(a->cfg.pin_root, &a->maps);
+out:
+	nm_datapath_close(dp);
+	return ret;
+}
+
+static int start_local(struct agent *a)
+{
+	struct nm_etcd_config ec;
+	struct nm_etcd_err eerr = {};
+	struct nm_publish_conf pc = {};
+	struct cluster *c;
+	char err[NM_ETCD_ERR_MAX];
+	int ret;
+
+	if (a->cfg.etcd.password_file) {
+		ret = read_password(a->cfg.etcd.password_file,
+				    &a->etcd_password);
+		if (ret)
+			return ret;
+	}
+	etcd_config(&a->cfg.etcd, a->etcd_password, &ec);
+	ret = nm_etcd_open(&ec, &a->etcd, &eerr);
+	if (ret) {
+		pr_warn("%s", eerr.msg);
+		return ret;
+	}
+	pc.etcd = a->etcd;
+	pc.prefix = a->cfg.kv_prefix;
+	pc.cluster = a->cfg.cluster;
+	pc.cluster_id = a->cfg.cluster_id;
+	pc.node = a->node;
+	pc.node_ip = a->node_ip;
+	pc.pod_cidrs = a->pod_cidrs;
+	pc.n_pod_cidrs = a->n_pod_cidrs;
+	pc.maps = &a->maps;
+	pc.state = &a->st;
+	pc.ttl_s = a->lease_ttl;
+	ret = nm_publish_start(&pc, &a->pub, err, sizeof(err));
+	if (ret) {
+		pr_warn("%s", err);
+		return ret;
+	}
+	c = cluster_new(a->cfg.cluster, a->cfg.cluster_id, true, NULL);
+	if (!c)
+		return -ENOMEM;
+	ret = cluster_add(a, c);
+	if (ret) {
+		cluster_free(c);
+		return ret;
+	}
+	/* Our own etcd unreachable now is no reason to stop: listed, retried. */
+	cluster_start(a, c, &a->cfg.etcd);
+	return 0;
+}
+
+/* inotify on the remote dir; -1 (and periodic rescans only) if absent. */
+static int watch_dir(const struct agent *a)
+{
+	int fd;
+
+	if (!a->cfg.remote_clusters_dir)
+		return -1;
+	fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	if (fd < 0) {
+		pr_warn("failed to watch %s: %s", a->cfg.remote_clusters_dir,
+			strerror(errno));
+		return -1;
+	}
+	/* ConfigMap mounts swap a symlink: moves and attribute changes too. */
+	if (inotify_add_watch(fd, a->cfg.remote_clusters_dir,
+			      IN_CREATE | IN_DELETE | IN_MOVED_FROM |
+				      IN_MOVED_TO | IN_CLOSE_WRITE | IN_ATTRIB |
+				      IN_DELETE_SELF | IN_MOVE_SELF) < 0) {
+		pr_warn("failed to watch %s: %s (rescanning every %d s only)",
+			a->cfg.remote_clusters_dir, strerror(errno),
+			RESCAN_MS / 1000);
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* Until SIGTERM/SIGINT: flush the sink, follow the remote dir. */
+static int main_loop(struct agent *a, int sfd)
+{
+	__u64 next_flush = 0, next_rescan = 0, now;
+	struct pollfd pfd[2];
+	char buf[4096];
+	int ifd, ret, n;
+
+	ifd = watch_dir(a);
+	pfd[0] = (struct pollfd){ .fd = sfd, .events = POLLIN };
+	pfd[1] = (struct pollfd){ .fd = ifd, .events = POLLIN };
+	for (;;) {
+		now = mono_ms();
+		if (now >= next_rescan) {
+			rescan(a);
+			/* A dir removed loses its watch; re-watch it when back. */
+			if (ifd >= 0 && a->dir_err[0]) {
+				close(ifd);
+				ifd = pfd[1].fd = -1;
+			}
+			if (ifd < 0 && a->cfg.remote_clusters_dir &&
+			    !a->dir_err[0]) {
+				ifd = watch_dir(a);
+				pfd[1].fd = ifd;
+			}
+			next_rescan = mono_ms() + RESCAN_MS;
+		}
+		if (now >= next_flush) {
+			ret = nm_sink_flush(a->sink);
+			if (ret)
+				pr_warn("failed to flush map sink on %s: %s",
+					a->cfg.pin_root, strerror(-ret));
+			next_flush = now + FLUSH_MS;
+		}
+		n = poll(pfd, 2, FLUSH_MS);
+		if (n < 0 && errno != EINTR) {
+			ret = -errno;
+			pr_warn("failed to poll: %s", strerror(-ret));
+			goto out;
+		}
+		if (n > 0 && (pfd[0].revents & POLLIN)) {
+			struct signalfd_siginfo si;
+
+			if (read(sfd, &si, sizeof(si)) == sizeof(si))
+				pr_info("caught signal %u: stopping",
+					si.ssi_signo);
+			ret = 0;
+			goto out;
+		}
+		if (n > 0 && ifd >= 0 && (pfd[1].revents & POLLIN)) {
+			while (read(ifd, buf, sizeof(buf)) > 0)
+				;
+			next_rescan = mono_ms() + INOTIFY_SETTLE_MS;
+		}
+		if (n > 0 && ifd >= 0 &&
+		    (pfd[1].revents & (POLLERR | POLLHUP))) {
+			close(ifd);
+			ifd = pfd[1].fd = -1;
+		}
+	}
+out:
+	if (ifd >= 0)
+		close(ifd);
+	return ret;
+}
+
+static void stop_all(struct agent *a)
+{
+	size_t i;
+
+	nm_api_stop(a->api);
+	a->api = NULL;
+	/* Mirrors first: nothing writes the maps while we go. */
+	for (i = 0; i < a->n_cl; i++) {
+		if (a->cl[i]->m)
+			nm_mirror_stop(a->cl[i]->m);
+		cluster_free(a->cl[i]);
+	}
+	free(a->cl);
+	a->cl = NULL;
+	a->n_cl = 0;
+	nm_publish_stop(a->pub, true);
+	a->pub = NULL;
+	if (a->sink) {
+		if (nm_sink_flush(a->sink))
+			pr_warn("failed to flush map sink on %s",
+				a->cfg.pin_root);
+		nm_sink_close(a->sink);
+		a->sink = NULL;
+	}
+	nm_etcd_close(a->etcd);
+	a->etcd = NULL;
+}
+
+int main(int argc, char **argv)
+{
+	struct agent a = { .lease_ttl = NM_PUBLISH_TTL_DEFAULT };
+	struct nm_sink_conf sc = {};
+	struct nm_error cerr = {};
+	char msg[1024], sock[PATH_MAX + 16];
+	sigset_t mask;
+	int sfd = -1, ret;
+
+	nm_log_set_ident("nodemesh-agent");
+	nm_log_init_libbpf();
+	pthread_mutex_init(&a.lock, NULL);
+	if (parse_args(argc, argv, &a))
+		return 1;
+	if (nm_config_load(a.config_path, &a.cfg, &cerr)) {
+		pr_warn("failed to load config %s",
+			nm_error_str(&cerr, msg, sizeof(msg)));
+		return 1;
+	}
+	/* Block before any thread starts, so only the signalfd sees them. */
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	if (sigprocmask(SIG_BLOCK, &mask, NULL) ||
+	    (sfd = signalfd(-1, &mask, SFD_CLOEXEC)) < 0) {
+		pr_warn("failed to set up signal handling: %s",
+			strerror(errno));
+		ret = -errno;
+		goto out_cfg;
+	}
+	/* A broken connection must not kill the daemon. */
+	signal(SIGPIPE, SIG_IGN);
+
+	ret = nm_state_open(a.cfg.state_dir, a.cfg.cluster, a.cfg.cluster_id,
+			    &a.st);
+	if (ret)
+		goto out_sig;
+	ret = open_maps(&a);
+	if (ret)
+		goto out_sig;
+	sc.maps = &a.maps;
+	sc.state = &a.st;
+	sc.local_cluster = a.cfg.cluster;
+	sc.local_cluster_id = a.cfg.cluster_id;
+	sc.local_node = a.node;
+	ret = nm_sink_open(&sc, &a.sink);
+	if (ret)
+		goto out_maps;
+	ret = start_local(&a);
+	if (ret)
+		goto out_stop;
+	if (!a.sock_path) {
+		snprintf(sock, sizeof(sock), "%s/%s", a.st.dir, SOCKET_NAME);
+		a.sock_path = sock;
+	}
+	ret = nm_api_start(a.sock_path, status_json, &a, &a.api);
+	if (ret)
+		goto out_stop;
+	pr_info("node %s (%s) of cluster %s (id %u) running; status on %s",
+		a.node, inet_ntop(AF_INET, &a.node_ip, msg, sizeof(msg)),
+		a.cfg.cluster, a.cfg.cluster_id, a.sock_path);
+
+	ret = main_loop(&a, sfd);
+out_stop:
+	stop_all(&a);
+out_maps:
+	nm_maps_close(&a.maps);
+out_sig:
+	if (sfd >= 0)
+		close(sfd);
+out_cfg:
+	nm_remote_set_free(&a.remotes);
+	nm_refusals_free(&a.refused);
+	free(a.etcd_password);
+	nm_config_free(&a.cfg);
+	pthread_mutex_destroy(&a.lock);
+	return ret ? 1 : 0;
+}
