@@ -1828,6 +1828,8 @@ static bool watch_message(struct watch_ctx *x, const char *p, size_t len)
 		goto out;
 	}
 	if (m.created) {
+		if (!x->created && x->o->on_stream)
+			x->o->on_stream(x->o->arg, true);
 		x->created = true;
 		/* From now: nothing before the creation revision is owed. */
 		if (!st->last_revision)
@@ -2120,6 +2122,8 @@ int nm_etcd_watch(struct nm_etcd *c, const struct nm_etcd_watch_opts *o,
 		if (x.created)
 			backoff = bmin;
 backoff:
+		if (o->on_stream)
+			o->on_stream(o->arg, false);
 		st->reconnects++;
 		/* Equal jitter: somewhere in [backoff/2, backoff]. */
 		sleep_ms = backoff / 2 + rand_r(&seed) % (backoff / 2 + 1);

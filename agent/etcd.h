@@ -184,6 +184,13 @@ struct nm_etcd_watch_opts {
 	long timeout_ms; /* 0: none; end the watch after this long */
 	long backoff_min_ms; /* 0: 100 */
 	long backoff_max_ms; /* 0: 5000 */
+	/*
+	 * May be NULL. Called with @arg (the event callback's) and true when
+	 * a stream is established (etcd's "created" message), false when
+	 * one is lost or a (re)connect fails, before the backoff. Not called
+	 * when the watch returns.
+	 */
+	void (*on_stream)(void *arg, bool up);
 };
 
 struct nm_etcd_watch_state {

@@ -5,15 +5,24 @@
  * The thread lists the whole prefix, sweeps what the list did not show,
  * then watches from the list's revision + 1 until compaction (-ERANGE) or
  * a different etcd (-ESTALE) asks for a re-list. The etcd layer resumes a
- * cut watch by itself and hides the cut; to tell whether the stream is up,
- * the watch runs in slices of MIRROR_SLICE_MS (each resumes exactly where
- * the last one ended) and a slice that needed a reconnect after its last
- * event marks the mirror disconnected until a clean slice or a new event.
+ * cut watch by itself; its on_stream callback says when the stream is up
+ * (etcd's "created" message) and when it is lost, which is what the
+ * connected flag shows.
  *
  * Mirrored keys live in an open-addressing hash table (linear probing,
  * backward-shift deletion, no tombstones) holding each key's last applied
  * mod_revision, so a re-list skips records it already has and the sweep
  * is one pass over the table.
+ *
+ * Keys whose sink upsert failed (a full map, -EAGAIN) wait in a small
+ * pending set with their latest value: retried after 1 s, doubling to
+ * 30 s, until they apply. A newer value of the key replaces the pending
+ * one, a delete or a rejected value drops it, and a re-list drops those it
+ * no longer shows. The retries run on the mirror thread: while a retry is
+ * pending the watch ends at its due time and resumes after it (exactly
+ * where it stopped), so the sink is still called from one thread only.
+ * Failures are rare, so the set is a plain array; past MIRROR_PENDING_MAX
+ * keys the rest wait for the next re-list.
  *
  * Stopping must not wait for a unary etcd call stuck on a hung server, so
  * every sink call and table change happens under @apply after checking
@@ -38,13 +47,15 @@
 #define MIRROR_PAGE_DEFAULT 5000
 #define MIRROR_BACKOFF_MIN_MS 100
 #define MIRROR_BACKOFF_MAX_MS 5000
-#define MIRROR_SLICE_MS 5000
 #define MIRROR_STOP_WAIT_MS 250
 #define MIRROR_STACK_SIZE (1U << 20)
 #define MIRROR_TAB_MIN 64
 /* Rejections logged per window; the rest are only counted. */
 #define MIRROR_LOG_BURST 10
 #define MIRROR_LOG_WINDOW_NS (10ULL * 1000000000ULL)
+#define MIRROR_RETRY_MIN_MS 1000
+#define MIRROR_RETRY_MAX_MS 30000
+#define MIRROR_PENDING_MAX 4096
 
 struct mkey {
 	char *key; /* NULL: free slot */
@@ -59,6 +70,20 @@ struct ktab {
 	size_t n;
 };
 
+/* A key whose last upsert failed, with the value to retry. */
+struct pend {
+	char *key;
+	char *val;
+	size_t len;
+	__s64 mod_rev;
+	__u32 gen; /* the list generation that last saw it */
+	long backoff_ms;
+	__u64 due_ns; /* CLOCK_MONOTONIC of the next try */
+};
+
+/* Where a put comes from. */
+enum put_src { PUT_LIST, PUT_WATCH, PUT_RETRY };
+
 struct nm_mirror {
 	char *prefix;
 	char *cluster;
@@ -70,14 +95,21 @@ struct nm_mirror {
 	pthread_t thread;
 	atomic_int refs;
 	atomic_int stop;
+	/* Ends the watch in progress: stopping, or a retry due before its end. */
+	atomic_int wake;
+	bool watching; /* the thread is in nm_etcd_watch() */
+	__u64 watch_end_ns; /* when that watch ends by itself; 0: never */
 	bool halted;
 
 	pthread_mutex_t lock; /* stats, cond */
 	pthread_cond_t cond; /* wakes backoff sleeps on stop */
 	struct nm_mirror_stats st;
 
-	pthread_mutex_t apply; /* the table and every sink call */
+	pthread_mutex_t apply; /* the table, pending set and every sink call */
 	struct ktab keys;
+	struct pend *pend;
+	size_t n_pend, cap_pend;
+	bool pend_full_logged;
 	__u32 gen;
 	unsigned int seed;
 	__u64 log_window_ns;
@@ -218,6 +250,133 @@ static void ktab_free(struct ktab *t)
 	memset(t, 0, sizeof(*t));
 }
 
+/* Pending set; all called with @apply held. */
+
+static long pend_find(const struct nm_mirror *m, const char *key)
+{
+	size_t i;
+
+	for (i = 0; i < m->n_pend; i++)
+		if (!strcmp(m->pend[i].key, key))
+			return (long)i;
+	return -1;
+}
+
+/* Order does not matter: the last entry fills the hole. */
+static void pend_drop_at(struct nm_mirror *m, size_t i)
+{
+	free(m->pend[i].key);
+	free(m->pend[i].val);
+	m->pend[i] = m->pend[--m->n_pend];
+}
+
+static void pend_clear(struct nm_mirror *m, const char *key)
+{
+	long i;
+
+	if (!m->n_pend)
+		return;
+	i = pend_find(m, key);
+	if (i >= 0)
+		pend_drop_at(m, (size_t)i);
+}
+
+/*
+ * The upsert of @kv failed: keep it for a retry. A new value starts the
+ * backoff over; a retry of the same one doubles it.
+ */
+static void pend_note(struct nm_mirror *m, const struct nm_etcd_kv *kv,
+		      enum put_src src)
+{
+	struct pend *p, *nv;
+	char *val;
+	long i;
+
+	i = pend_find(m, kv->key);
+	if (i >= 0 && src == PUT_RETRY) {
+		p = &m->pend[i];
+		p->backoff_ms = p->backoff_ms * 2 > MIRROR_RETRY_MAX_MS ?
+					MIRROR_RETRY_MAX_MS :
+					p->backoff_ms * 2;
+		goto out;
+	}
+	val = malloc(kv->value_len + 1);
+	if (!val)
+		goto err_mem;
+	memcpy(val, kv->value, kv->value_len);
+	val[kv->value_len] = '\0';
+	if (i >= 0) {
+		p = &m->pend[i];
+		free(p->val);
+	} else {
+		if (m->n_pend == MIRROR_PENDING_MAX) {
+			if (!m->pend_full_logged)
+				pr_warn("mirror %s: %d keys wait for a retry; more failures wait for the next re-list",
+					m->cluster, MIRROR_PENDING_MAX);
+			m->pend_full_logged = true;
+			free(val);
+			return;
+		}
+		if (m->n_pend == m->cap_pend) {
+			size_t cap = m->cap_pend ? m->cap_pend * 2 : 8;
+
+			nv = realloc(m->pend, cap * sizeof(*nv));
+			if (!nv)
+				goto err_val;
+			m->pend = nv;
+			m->cap_pend = cap;
+		}
+		p = &m->pend[m->n_pend];
+		memset(p, 0, sizeof(*p));
+		p->key = strdup(kv->key);
+		if (!p->key)
+			goto err_val;
+		m->n_pend++;
+	}
+	p->val = val;
+	p->len = kv->value_len;
+	p->mod_rev = kv->mod_revision;
+	p->backoff_ms = MIRROR_RETRY_MIN_MS;
+out:
+	p->gen = m->gen;
+	p->due_ns = mono_ns() + (__u64)p->backoff_ms * 1000000ULL;
+	/* In a watch that would outlive the retry: end it, re-watch shorter. */
+	if (m->watching && (!m->watch_end_ns || p->due_ns < m->watch_end_ns))
+		atomic_store(&m->wake, 1);
+	return;
+
+err_val:
+	free(val);
+err_mem:
+	pr_warn("mirror %s: out of memory; %.200s waits for the next re-list",
+		m->cluster, kv->key);
+}
+
+/* After a list: what it did not show is gone (or never came back). */
+static void pend_sweep(struct nm_mirror *m)
+{
+	size_t i = 0;
+
+	while (i < m->n_pend) {
+		if (m->pend[i].gen != m->gen) {
+			pend_drop_at(m, i);
+			continue;
+		}
+		i++;
+	}
+	if (!m->n_pend)
+		m->pend_full_logged = false;
+}
+
+static void pend_free(struct nm_mirror *m)
+{
+	while (m->n_pend)
+		pend_drop_at(m, m->n_pend - 1);
+	free(m->pend);
+	m->pend = NULL;
+	m->cap_pend = 0;
+}
+
 /* Stats and errors. */
 
 static void set_error(struct nm_mirror *m, const char *msg)
@@ -240,6 +399,7 @@ static void sync_records(struct nm_mirror *m, __s64 revision)
 {
 	pthread_mutex_lock(&m->lock);
 	m->st.records = m->keys.n;
+	m->st.pending = m->n_pend;
 	if (revision > m->st.revision)
 		m->st.revision = revision;
 	pthread_mutex_unlock(&m->lock);
@@ -324,13 +484,14 @@ static bool stopping(struct nm_mirror *m)
 }
 
 /*
- * A PUT seen by a list (@listing) or the watch: decode against the
- * connection, hand a valid record to the sink, reject the rest. Returns
- * 0, -ECANCELED when stopping, or -ENOMEM.
+ * A PUT seen by a list, the watch, or retried from the pending set:
+ * decode against the connection, hand a valid record to the sink, reject
+ * the rest. Returns 0, -ECANCELED when stopping, or -ENOMEM.
  */
 static int apply_put(struct nm_mirror *m, const struct nm_etcd_kv *kv,
-		     bool listing)
+		     enum put_src src)
 {
+	bool listing = src == PUT_LIST;
 	char why[NM_KV_ERR_LEN];
 	struct nm_kv_record rec;
 	bool heartbeat = false, fresh;
@@ -366,6 +527,7 @@ static int apply_put(struct nm_mirror *m, const struct nm_etcd_kv *kv,
 		goto out;
 	if (ret) {
 		reject(m, why);
+		pend_clear(m, kv->key);
 		/* The cluster no longer stands behind the old value. */
 		if (i >= 0)
 			unmirror_at(m, i);
@@ -388,13 +550,16 @@ static int apply_put(struct nm_mirror *m, const struct nm_etcd_kv *kv,
 	if (ret) {
 		apply_error(m, "upsert", kv->key, ret);
 		ret = 0;
+		pend_note(m, kv, src);
 		if (fresh) {
-			/* Nothing of it reached the sink: retried on re-list. */
+			/* Nothing of it reached the sink: not mirrored yet. */
 			ktab_delete_at(&m->keys, i);
 			goto out_rec;
 		}
+		/* The sink holds the old value; a re-list re-applies too. */
 		m->keys.v[i].mod_rev = 0;
 	} else {
+		pend_clear(m, kv->key);
 		m->keys.v[i].mod_rev = kv->mod_revision;
 	}
 	m->keys.v[i].gen = m->gen;
@@ -406,7 +571,7 @@ static int apply_put(struct nm_mirror *m, const struct nm_etcd_kv *kv,
 out_rec:
 	nm_kv_record_free(&rec);
 out_sync:
-	sync_records(m, listing ? 0 : kv->mod_revision);
+	sync_records(m, src == PUT_WATCH ? kv->mod_revision : 0);
 out:
 	pthread_mutex_unlock(&m->apply);
 	return ret;
@@ -422,6 +587,7 @@ static int apply_delete(struct nm_mirror *m, const struct nm_etcd_kv *kv)
 		ret = -ECANCELED;
 		goto out;
 	}
+	pend_clear(m, kv->key);
 	/* Only mirrored keys matter; they were validated on the way in. */
 	i = ktab_find(&m->keys, kv->key, key_hash(kv->key));
 	if (i >= 0 && strlen(kv->key) == kv->key_len)
@@ -447,7 +613,7 @@ static int list_cb(const struct nm_etcd_kv *kv, void *arg)
 
 	if (ignored(m, kv->key))
 		return 0;
-	return apply_put(m, kv, true);
+	return apply_put(m, kv, PUT_LIST);
 }
 
 /* Remove every key the last list did not show. Called with @apply held. */
@@ -499,17 +665,76 @@ static int mirror_list(struct nm_mirror *m, __s64 *revision)
 		return -ECANCELED;
 	}
 	sweep(m);
+	pend_sweep(m);
 	sync_records(m, rev);
 	pthread_mutex_unlock(&m->apply);
 	*revision = rev;
 	return 0;
 }
 
+/* Milliseconds until the next pending retry is due (>= 1), 0: none. */
+static long next_retry_ms(struct nm_mirror *m)
+{
+	__u64 now = mono_ns(), due = UINT64_MAX;
+	size_t i;
+
+	pthread_mutex_lock(&m->apply);
+	for (i = 0; i < m->n_pend; i++)
+		if (m->pend[i].due_ns < due)
+			due = m->pend[i].due_ns;
+	pthread_mutex_unlock(&m->apply);
+	if (due == UINT64_MAX)
+		return 0;
+	return due <= now ? 1 : (long)((due - now + 999999) / 1000000);
+}
+
+/*
+ * Retry every pending key that is due. Each try either applies the key
+ * (dropped from the set), drops it as rejected, or moves its due time
+ * past now, so the loop ends; the bound is a safety net.
+ */
+static int retry_due(struct nm_mirror *m)
+{
+	struct nm_etcd_kv kv = {};
+	size_t tries, i;
+	__u64 now;
+	int ret = 0;
+
+	pthread_mutex_lock(&m->apply);
+	tries = m->n_pend;
+	pthread_mutex_unlock(&m->apply);
+	for (; tries && !ret; tries--) {
+		now = mono_ns();
+		pthread_mutex_lock(&m->apply);
+		for (i = 0; i < m->n_pend && m->pend[i].due_ns > now; i++)
+			;
+		if (i == m->n_pend) {
+			pthread_mutex_unlock(&m->apply);
+			break;
+		}
+		/* Copies: a success frees the entry while the kv is in use. */
+		kv.key = strdup(m->pend[i].key);
+		kv.key_len = kv.key ? strlen(kv.key) : 0;
+		kv.value = malloc(m->pend[i].len + 1);
+		kv.value_len = m->pend[i].len;
+		kv.mod_revision = m->pend[i].mod_rev;
+		if (kv.value)
+			memcpy(kv.value, m->pend[i].val, m->pend[i].len + 1);
+		pthread_mutex_unlock(&m->apply);
+		ret = kv.key && kv.value ? apply_put(m, &kv, PUT_RETRY) :
+					   -ENOMEM;
+		free(kv.value);
+		free(kv.key);
+	}
+	if (ret == -ENOMEM)
+		pr_warn("mirror %s: out of memory retrying pending keys",
+			m->cluster);
+	return ret;
+}
+
 struct watch_arg {
 	struct nm_mirror *m;
 	const struct nm_etcd_watch_state *st;
-	bool seen; /* an event arrived in this slice */
-	unsigned int reconnects_seen; /* st->reconnects at the last event */
 	unsigned int reconnects_counted; /* already added to the stats */
 };
 
@@ -526,26 +751,31 @@ static void count_reconnects(struct watch_arg *w)
 	w->reconnects_counted = w->st->reconnects;
 }
 
+/* The etcd layer tells when the stream comes up and when it is lost. */
+static void watch_stream(void *arg, bool up)
+{
+	struct watch_arg *w = arg;
+
+	count_reconnects(w);
+	set_connected(w->m, up);
+}
+
 static int watch_cb(const struct nm_etcd_event *ev, void *arg)
 {
 	struct watch_arg *w = arg;
 	struct nm_mirror *m = w->m;
 
-	/* An event arrived: the stream is up right now. */
-	if (!w->seen || w->reconnects_seen != w->st->reconnects) {
-		count_reconnects(w);
-		set_connected(m, true);
-	}
-	w->seen = true;
-	w->reconnects_seen = w->st->reconnects;
 	if (ignored(m, ev->kv.key))
 		return 0;
 	if (ev->type == NM_ETCD_DELETE)
 		return apply_delete(m, &ev->kv);
-	return apply_put(m, &ev->kv, false);
+	return apply_put(m, &ev->kv, PUT_WATCH);
 }
 
-/* One watch slice from *@revision + 1; advances *@revision. */
+/*
+ * Watch from *@revision + 1 until stopped, an error, or the next pending
+ * retry is due; advances *@revision.
+ */
 static int mirror_watch(struct nm_mirror *m, __s64 *revision)
 {
 	struct nm_etcd_watch_state st = { 0 };
@@ -554,22 +784,28 @@ static int mirror_watch(struct nm_mirror *m, __s64 *revision)
 					.prefix = true,
 					.start_revision = *revision + 1,
 					.cb = watch_cb,
+					.on_stream = watch_stream,
 					.arg = &w,
-					.stop = &m->stop,
-					.timeout_ms = MIRROR_SLICE_MS };
+					.stop = &m->wake };
 	struct nm_etcd_err err = { { 0 } };
 	int ret;
 
+	/* Cleared before stop is looked at: a stop after this still ends it. */
+	atomic_store(&m->wake, 0);
+	if (atomic_load(&m->stop))
+		return -ECANCELED;
+	o.timeout_ms = next_retry_ms(m);
+	m->watch_end_ns =
+		o.timeout_ms ? mono_ns() + (__u64)o.timeout_ms * 1000000ULL : 0;
+	m->watching = true;
 	ret = nm_etcd_watch(m->etcd, &o, &st, &err);
+	m->watching = false;
 	if (st.last_revision > *revision)
 		*revision = st.last_revision;
 	count_reconnects(&w);
 	pthread_mutex_lock(&m->lock);
 	if (*revision > m->st.revision)
 		m->st.revision = *revision;
-	/* A reconnect after the last event: up again is not known yet. */
-	if (!ret && !atomic_load(&m->stop))
-		m->st.connected = st.reconnects == w.reconnects_seen;
 	pthread_mutex_unlock(&m->lock);
 	if (ret == -ERANGE) {
 		/* Routine after a long cut: not an error to show. */
@@ -628,6 +864,7 @@ static void mirror_put(struct nm_mirror *m)
 	if (atomic_fetch_sub(&m->refs, 1) != 1)
 		return;
 	ktab_free(&m->keys);
+	pend_free(m);
 	nm_etcd_close(m->etcd);
 	pthread_cond_destroy(&m->cond);
 	pthread_mutex_destroy(&m->apply);
@@ -671,7 +908,11 @@ static void *mirror_thread(void *arg)
 			need_list = false;
 		}
 		ret = mirror_watch(m, &rev);
-		if (!ret || ret == -ECANCELED)
+		if (!ret) {
+			retry_due(m);
+			continue;
+		}
+		if (ret == -ECANCELED)
 			continue;
 		need_list = true;
 		if (ret == -ERANGE)
@@ -737,6 +978,7 @@ int nm_mirror_start(const struct nm_mirror_conf *conf,
 	m->seed = (unsigned int)mono_ns() ^ (unsigned int)(uintptr_t)m;
 	atomic_init(&m->refs, 2); /* the caller's and the thread's */
 	atomic_init(&m->stop, 0);
+	atomic_init(&m->wake, 0);
 
 	ret = nm_etcd_open(&conf->etcd, &m->etcd, &eerr);
 	if (ret) {
@@ -810,6 +1052,7 @@ static void mirror_halt(struct nm_mirror *m)
 	pthread_mutex_lock(&m->apply);
 	atomic_store(&m->stop, 1);
 	pthread_mutex_unlock(&m->apply);
+	atomic_store(&m->wake, 1);
 	pthread_mutex_lock(&m->lock);
 	pthread_cond_broadcast(&m->cond);
 	pthread_mutex_unlock(&m->lock);

@@ -26,8 +26,11 @@
 /*
  * Where valid records go. Called from the mirror's thread; several
  * mirrors share one sink, so the sink serialises itself. A non-zero
- * return is logged and counted (apply_errors) and the key is retried on
- * the next re-list.
+ * upsert is logged and counted (apply_errors, every try) and the key is
+ * kept pending with its latest value: retried after 1 s, doubling up to
+ * 30 s, until it applies; a newer value replaces the pending one, a
+ * delete (or a rejected value) drops it, a re-list retries it at once.
+ * A failed remove is retried on the next re-list.
  */
 struct nm_mirror_sink {
 	int (*upsert)(void *arg, const struct nm_kv_record *rec);
@@ -50,6 +53,7 @@ struct nm_mirror_stats {
 	__u64 records; /* keys currently mirrored */
 	__u64 rejected; /* records refused by validation, ever */
 	__u64 apply_errors; /* sink failures, ever */
+	__u64 pending; /* keys waiting for a retry of a failed upsert */
 	__u64 relists; /* lists after the first (compaction, restart) */
 	__u64 reconnects; /* watch reconnects */
 	__u64 last_heartbeat_mono_ns; /* CLOCK_MONOTONIC of the last heartbeat change; 0 never */

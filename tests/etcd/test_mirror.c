@@ -117,6 +117,9 @@ struct fake_sink {
 	struct fs_ent *b[FS_BUCKETS];
 	int upserts, removes, present;
 	int fail_upserts; /* make the next N upserts fail */
+	char fail_key[NM_KV_KEY_MAX + 1]; /* ... or the next N of this key */
+	int fail_key_left;
+	int fail_key_tries; /* upserts of fail_key seen */
 };
 
 static unsigned int fs_hash(const char *s)
@@ -195,6 +198,14 @@ static int fs_upsert(void *arg, const struct nm_kv_record *rec)
 		fs->fail_upserts--;
 		ret = -EIO;
 		goto out;
+	}
+	if (fs->fail_key[0] && !strcmp(key, fs->fail_key)) {
+		fs->fail_key_tries++;
+		if (fs->fail_key_left > 0) {
+			fs->fail_key_left--;
+			ret = -EAGAIN; /* as a full map would */
+			goto out;
+		}
 	}
 	e = fs_get(fs, key, true);
 	if (!e) {
@@ -899,12 +910,22 @@ static void test_sigkill_restart_mid_watch(void)
 		fx_kv_free(&kv);
 	}
 	/* Killed while the mirror may still be behind. */
+	ASSERT_TRUE(WAIT_FOR(stats_of(m).connected, 2), "connected before");
 	t0 = now_s();
 	etcd_srv_stop(&s, true);
+	/* The lost stream is reported at once, with no watch slicing. */
+	ASSERT_TRUE(WAIT_FOR(!stats_of(m).connected, 1),
+		    "disconnected within 1 s of the kill");
+	printf("# connected went false %.0f ms after the kill\n",
+	       (now_s() - t0) * 1e3);
 	sleep_ms(300);
+	ASSERT_TRUE(!stats_of(m).connected, "still disconnected while down");
 	if (!ASSERT_OK(etcd_srv_restart(&s), "restart etcd"))
 		goto out;
 	printf("# etcd down and back in %.2f s\n", now_s() - t0);
+	ASSERT_TRUE(WAIT_FOR(stats_of(m).connected, 8),
+		    "connected again after the restart");
+	printf("# connected again %.2f s after the kill\n", now_s() - t0);
 	for (i = 20; i < 40; i++) {
 		snprintf(name, sizeof(name), "ep-%02d", i);
 		if (fx_endpoint(&ctx, "shop", name, fx_ip(10, i + 1), 256,
@@ -1145,6 +1166,26 @@ out:
 }
 
 /* A failing sink: counted, and the record retried on the next re-list. */
+/* Make upserts of @key fail (-EAGAIN) @n more times. */
+static void fs_fail_key(struct fake_sink *fs, const char *key, int n)
+{
+	pthread_mutex_lock(&fs->lock);
+	snprintf(fs->fail_key, sizeof(fs->fail_key), "%s", key);
+	fs->fail_key_left = n;
+	fs->fail_key_tries = 0;
+	pthread_mutex_unlock(&fs->lock);
+}
+
+static int fs_key_tries(struct fake_sink *fs)
+{
+	int n;
+
+	pthread_mutex_lock(&fs->lock);
+	n = fs->fail_key_tries;
+	pthread_mutex_unlock(&fs->lock);
+	return n;
+}
+
 static void test_sink_failure_counted(void)
 {
 	struct nm_kv_ctx ctx = { .prefix = "sf/",
@@ -1171,31 +1212,40 @@ static void test_sink_failure_counted(void)
 	m = start_mirror(&cfg, ctx.prefix, 0, &sink);
 	if (!m || !wait_synced(m, 5))
 		goto out;
-	pthread_mutex_lock(&fs.lock);
-	fs.fail_upserts = 1;
-	pthread_mutex_unlock(&fs.lock);
+	/* Failing for as long as the test says: no race with the retry. */
+	fs_fail_key(&fs, b.key, 1000);
 	if (fx_put(c, &b, &rev))
 		goto fail;
 	ASSERT_TRUE(WAIT_FOR(stats_of(m).revision >= rev, 5), "caught up");
-	ASSERT_EQ(stats_of(m).apply_errors, 1, "sink failure counted");
-	ASSERT_EQ(stats_of(m).records, 1, "failed record not tracked");
+	ASSERT_GE(stats_of(m).apply_errors, 1, "sink failure counted");
+	ASSERT_EQ(stats_of(m).records, 1, "failed record not mirrored");
+	ASSERT_EQ(stats_of(m).pending, 1, "but pending");
 	ASSERT_TRUE(strstr(stats_of(m).last_error, "failed to upsert") != NULL,
 		    stats_of(m).last_error);
 	ASSERT_TRUE(!fs_has(&fs, b.key, NULL), "not in the sink");
+	fs_fail_key(&fs, b.key, 0);
+	ASSERT_TRUE(WAIT_FOR(fs_has(&fs, b.key, NULL), 5),
+		    "applied by a retry once the sink takes it");
+	ASSERT_TRUE(WAIT_FOR(stats_of(m).records == 2, 1), "now mirrored");
+	ASSERT_EQ(stats_of(m).pending, 0, "nothing pending");
 
 	/* A failed overwrite keeps the key tracked: the sink holds the old. */
-	pthread_mutex_lock(&fs.lock);
-	fs.fail_upserts = 1;
-	pthread_mutex_unlock(&fs.lock);
+	fs_fail_key(&fs, a.key, 1000);
 	if (fx_endpoint(&ctx, "shop", "a", ip4("10.1.0.7"), 256, &a2) ||
 	    fx_put(c, &a2, &rev))
 		goto fail;
 	ASSERT_TRUE(WAIT_FOR(stats_of(m).revision >= rev, 5), "caught up");
-	ASSERT_EQ(stats_of(m).apply_errors, 2, "second failure counted");
-	ASSERT_EQ(stats_of(m).records, 1, "overwritten key still tracked");
+	ASSERT_EQ(stats_of(m).records, 2, "overwritten key still tracked");
+	ASSERT_EQ(stats_of(m).pending, 1, "new value pending");
 	ASSERT_TRUE(fs_has(&fs, a.key,
 			   ep_desc(ip4("10.1.0.1"), 256, d, sizeof(d))),
 		    "old value kept");
+	fs_fail_key(&fs, a.key, 0);
+	ASSERT_TRUE(
+		WAIT_FOR(fs_has(&fs, a.key,
+				ep_desc(ip4("10.1.0.7"), 256, d, sizeof(d))),
+			 5),
+		"new value applied by a retry");
 	ASSERT_OK(nm_mirror_drain(m), "drain");
 	m = NULL;
 	ASSERT_TRUE(!fs_has(&fs, a.key, NULL), "drain removes it");
@@ -1207,6 +1257,101 @@ out:
 	fx_kv_free(&b);
 	fx_kv_free(&a2);
 	fx_kv_free(&a);
+	nm_etcd_close(c);
+	fs_free(&fs);
+}
+
+/*
+ * The sink refuses one key's first two upserts: the mirror retries it
+ * after 1 s, then 2 s, and it lands with no new write to etcd. A newer
+ * value replaces a pending one; a delete drops it.
+ */
+static void test_failed_upsert_retried(void)
+{
+	struct nm_kv_ctx ctx = { .prefix = "rt/",
+				 .cluster = "east",
+				 .cluster_id = 1 };
+	struct nm_etcd_err err = { { 0 } };
+	struct nm_mirror_sink sink;
+	struct nm_etcd_config cfg;
+	struct nm_mirror *m = NULL;
+	struct nm_etcd *c = NULL;
+	struct fx_kv x = { 0 }, y1 = { 0 }, y2 = { 0 }, z = { 0 };
+	struct nm_mirror_stats st;
+	struct fake_sink fs;
+	double t0, dt;
+	char d[64];
+	__s64 rev;
+	int tries;
+
+	fs_init(&fs, ctx.prefix, &sink);
+	if (!need_main())
+		goto out;
+	c = client_for(srv_main.url);
+	if (!c || fx_endpoint(&ctx, "shop", "x", ip4("10.1.1.1"), 256, &x) ||
+	    fx_endpoint(&ctx, "shop", "y", ip4("10.1.1.2"), 256, &y1) ||
+	    fx_endpoint(&ctx, "shop", "y", ip4("10.1.1.3"), 256, &y2) ||
+	    fx_endpoint(&ctx, "shop", "z", ip4("10.1.1.4"), 256, &z))
+		goto fail;
+	cfg = plain(srv_main.url);
+	m = start_mirror(&cfg, ctx.prefix, 0, &sink);
+	if (!m || !wait_synced(m, 5))
+		goto out;
+
+	fs_fail_key(&fs, x.key, 2);
+	t0 = now_s();
+	if (fx_put(c, &x, &rev))
+		goto fail;
+	if (!ASSERT_TRUE(WAIT_FOR(fs_has(&fs, x.key, NULL), 8),
+			 "applied in the end"))
+		goto out;
+	dt = now_s() - t0;
+	st = stats_of(m);
+	printf("# applied %.2f s after the put, on try %d\n", dt,
+	       fs_key_tries(&fs));
+	ASSERT_EQ(fs_key_tries(&fs), 3, "two failures, then the retry");
+	ASSERT_GE(dt, 2.4, "after 1 s + 2 s of backoff (with slack)");
+	ASSERT_LT(dt, 6, "not much later");
+	ASSERT_EQ(st.apply_errors, 2, "both failures counted");
+	ASSERT_EQ(st.pending, 0, "nothing pending");
+	ASSERT_EQ(st.records, 1, "mirrored");
+	ASSERT_EQ(st.revision, rev, "no new etcd write was needed");
+
+	/* A newer value replaces the pending one. */
+	fs_fail_key(&fs, y1.key, 1000);
+	if (fx_put(c, &y1, NULL) || fx_put(c, &y2, &rev))
+		goto fail;
+	ASSERT_TRUE(WAIT_FOR(stats_of(m).revision >= rev, 5), "caught up");
+	ASSERT_EQ(stats_of(m).pending, 1, "one pending entry for y");
+	fs_fail_key(&fs, y1.key, 0);
+	ASSERT_TRUE(WAIT_FOR(fs_has(&fs, y1.key, NULL), 5), "y applied");
+	ASSERT_TRUE(fs_has(&fs, y1.key,
+			   ep_desc(ip4("10.1.1.3"), 256, d, sizeof(d))),
+		    "with the newer value");
+	ASSERT_EQ(fs_key_tries(&fs), 1, "by one retry");
+
+	/* A delete drops it: no retry after that. */
+	fs_fail_key(&fs, z.key, 1000);
+	if (fx_put(c, &z, &rev))
+		goto fail;
+	ASSERT_TRUE(WAIT_FOR(stats_of(m).pending == 1, 5), "z pending");
+	if (!ASSERT_OK(nm_etcd_delete(c, z.key, false, NULL, &rev, &err),
+		       "delete z"))
+		goto out;
+	ASSERT_TRUE(WAIT_FOR(stats_of(m).pending == 0, 5), "dropped");
+	tries = fs_key_tries(&fs);
+	sleep_ms(1500);
+	ASSERT_EQ(fs_key_tries(&fs), tries, "no retry after the delete");
+	ASSERT_TRUE(!fs_has(&fs, z.key, NULL), "never in the sink");
+	goto out;
+fail:
+	nm_test_fail();
+out:
+	nm_mirror_stop(m);
+	fx_kv_free(&z);
+	fx_kv_free(&y2);
+	fx_kv_free(&y1);
+	fx_kv_free(&x);
 	nm_etcd_close(c);
 	fs_free(&fs);
 }
@@ -1457,6 +1602,7 @@ int main(void)
 		NM_TEST(test_new_etcd_behind_the_address_relists),
 		NM_TEST(test_bad_records_rejected_and_counted),
 		NM_TEST(test_sink_failure_counted),
+		NM_TEST(test_failed_upsert_retried),
 		NM_TEST(test_unreachable_etcd_backs_off_and_stops_fast),
 		NM_TEST(test_stop_while_list_hangs),
 		NM_TEST(test_mtls),
