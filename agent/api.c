@@ -150,8 +150,12 @@ int nm_api_start(const char *path, nm_api_status_fn status, void *arg,
 		pr_warn("failed to listen on %s: %s", path, strerror(-err));
 		goto err_unlink;
 	}
+	/* poll(), not select(): with hundreds of clusters the agent's
+	 * descriptors pass FD_SETSIZE and select() refuses every client. */
 	api->mhd = MHD_start_daemon(
-		MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, 0, NULL,
+		MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL |
+			MHD_USE_ERROR_LOG,
+		0, NULL,
 		NULL, handle, api, MHD_OPTION_LISTEN_SOCKET, api->fd,
 		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)10,
 		MHD_OPTION_END);

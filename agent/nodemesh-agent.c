@@ -14,6 +14,11 @@
  * SIGTERM/SIGINT: stop the mirrors (mirrored entries stay in the maps for
  * the next start to sweep), revoke the lease so this node's records vanish
  * from every peer at once, exit 0.
+ *
+ * The sweep: the sink starts empty, so entries an earlier run wrote for
+ * keys deleted while the agent was down (or for clusters dropped from the
+ * config meanwhile) are held by nobody. Once every cluster's mirror has
+ * completed its first list, nm_sink_sweep() removes them, once.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -32,6 +37,7 @@
 #include <arpa/inet.h>
 #include <net/if.h>
 #include <sys/inotify.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 
 #include <json-c/json.h>
@@ -92,6 +98,7 @@ struct agent {
 	struct nm_remote_set remotes; /* the last good load */
 	struct nm_refusals refused;
 	char dir_err[1024]; /* the remote dir itself unreadable */
+	bool swept; /* nm_sink_sweep() done (read by the API: under @lock) */
 };
 
 static __u64 mono_ms(void)
@@ -454,6 +461,7 @@ static int cluster_json(const struct cluster *c, __u64 now_ns, json_object *arr)
 	ret |= jadd(o, "records", ju64(s.records));
 	ret |= jadd(o, "rejected", ju64(s.rejected));
 	ret |= jadd(o, "apply_errors", ju64(s.apply_errors));
+	ret |= jadd(o, "pending", ju64(s.pending));
 	ret |= jadd(o, "relists", ju64(s.relists));
 	ret |= jadd(o, "reconnects", ju64(s.reconnects));
 	ret |= jadd(o, "last_error", jstr(c->m ? s.last_error : c->start_err));
@@ -500,6 +508,9 @@ static char *status_json(void *arg)
 	}
 	ret |= jadd(root, "heartbeat_leader",
 		    json_object_new_boolean(ps.leader));
+	pthread_mutex_lock(&a->lock);
+	ret |= jadd(root, "swept", json_object_new_boolean(a->swept));
+	pthread_mutex_unlock(&a->lock);
 	pub = json_object_new_object();
 	ret |= jadd(root, "publisher", pub);
 	if (pub) {
@@ -798,10 +809,53 @@ static int watch_dir(const struct agent *a)
 	return fd;
 }
 
-/* Until SIGTERM/SIGINT: flush the sink, follow the remote dir. */
+/*
+ * Every cluster listed once? A mirror that could not start or an
+ * unreadable remote dir holds the sweep back: that cluster's entries
+ * would look stale when they are merely not re-read yet.
+ */
+static bool all_synced(struct agent *a)
+{
+	struct nm_mirror_stats st;
+	bool ok;
+	size_t i;
+
+	pthread_mutex_lock(&a->lock);
+	ok = a->n_cl > 0 && !a->dir_err[0];
+	for (i = 0; ok && i < a->n_cl; i++) {
+		ok = a->cl[i]->m != NULL;
+		if (!ok)
+			break;
+		nm_mirror_get_stats(a->cl[i]->m, &st);
+		ok = st.synced;
+	}
+	pthread_mutex_unlock(&a->lock);
+	return ok;
+}
+
+/* Sweep once all clusters are synced; a failed sweep is retried. */
+static void maybe_sweep(struct agent *a, __u64 now, __u64 *next_sweep)
+{
+	int ret;
+
+	if (a->swept || now < *next_sweep || !all_synced(a))
+		return;
+	ret = nm_sink_sweep(a->sink);
+	if (ret) {
+		pr_warn("failed to sweep stale entries on %s: %s (retrying in %d s)",
+			a->cfg.pin_root, strerror(-ret), RESCAN_MS / 1000);
+		*next_sweep = now + RESCAN_MS;
+		return;
+	}
+	pthread_mutex_lock(&a->lock);
+	a->swept = true;
+	pthread_mutex_unlock(&a->lock);
+}
+
+/* Until SIGTERM/SIGINT: flush the sink, follow the remote dir, sweep once. */
 static int main_loop(struct agent *a, int sfd)
 {
-	__u64 next_flush = 0, next_rescan = 0, now;
+	__u64 next_flush = 0, next_rescan = 0, next_sweep = 0, now;
 	struct pollfd pfd[2];
 	char buf[4096];
 	int ifd, ret, n;
@@ -831,6 +885,7 @@ static int main_loop(struct agent *a, int sfd)
 				pr_warn("failed to flush map sink on %s: %s",
 					a->cfg.pin_root, strerror(-ret));
 			next_flush = now + FLUSH_MS;
+			maybe_sweep(a, now, &next_sweep);
 		}
 		n = poll(pfd, 2, FLUSH_MS);
 		if (n < 0 && errno != EINTR) {
@@ -892,6 +947,28 @@ static void stop_all(struct agent *a)
 	a->etcd = NULL;
 }
 
+/*
+ * Each cluster costs about six descriptors (two connections, curl's
+ * socket pairs); the usual soft limit of 1024 runs out near 165 clusters
+ * and shows up as misleading connect errors. Take the hard limit.
+ */
+static void raise_nofile_limit(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl)) {
+		pr_warn("failed to read the open-file limit: %s",
+			strerror(errno));
+		return;
+	}
+	if (rl.rlim_cur >= rl.rlim_max)
+		return;
+	rl.rlim_cur = rl.rlim_max;
+	if (setrlimit(RLIMIT_NOFILE, &rl))
+		pr_warn("failed to raise the open-file limit to %llu: %s",
+			(unsigned long long)rl.rlim_max, strerror(errno));
+}
+
 int main(int argc, char **argv)
 {
 	struct agent a = { .lease_ttl = NM_PUBLISH_TTL_DEFAULT };
@@ -903,6 +980,7 @@ int main(int argc, char **argv)
 
 	nm_log_set_ident("nodemesh-agent");
 	nm_log_init_libbpf();
+	raise_nofile_limit();
 	pthread_mutex_init(&a.lock, NULL);
 	if (parse_args(argc, argv, &a))
 		return 1;

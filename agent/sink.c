@@ -37,12 +37,16 @@
  * nm_sink_flush(), which reloads the file under the pin root's lock first
  * (nodemeshctl allocates local identities into the same file), then runs
  * the policy writer. A removed identity is dropped from the file unless a
- * local endpoint still uses it.
+ * local endpoint still uses it. The ids merged are also listed in the
+ * state file "kvstore-identities", so that the next run's nm_sink_sweep()
+ * can tell them from nodemeshctl's: until that sweep, the list keeps what
+ * the previous run left in it.
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <pthread.h>
 #include <search.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -218,7 +222,11 @@ struct nm_sink {
 	size_t n_dropped, cap_dropped;
 	bool ids_dirty; /* identity records changed since the last flush */
 	bool policy_dirty; /* a policy CIDR entry may need restoring */
+	__u64 *prev_ids; /* kvstore identities of an earlier run, sorted */
+	size_t n_prev_ids; /* (until nm_sink_sweep() settles them) */
 };
+
+#define KV_IDS_FILE "kvstore-identities"
 
 /* Slots an operation touched, in the order they are synced. */
 enum slot_kind { SL_IP, SL_NODE, SL_FE };
@@ -1132,6 +1140,110 @@ static int dropped_add(struct nm_sink *s, __u64 id)
 	return 0;
 }
 
+/* ---- kvstore identity list ---------------------------------------------- */
+
+/* twalk_r() context: the identity records, as the idstore wants them. */
+struct id_walk {
+	struct nm_identity_info *v;
+	size_t n, cap;
+};
+
+static void collect_id(const void *node, VISIT which, void *arg)
+{
+	const struct rec *r = *(struct rec *const *)node;
+	struct id_walk *w = arg;
+
+	if ((which != postorder && which != leaf) ||
+	    r->type != NM_KV_T_IDENTITY || w->n == w->cap)
+		return;
+	w->v[w->n].id = r->id.id;
+	w->v[w->n].labels = r->id.labels; /* borrowed: merge copies */
+	w->n++;
+}
+
+static int u64_cmp(const void *a, const void *b)
+{
+	__u64 x = *(const __u64 *)a, y = *(const __u64 *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static bool u64_in(const __u64 *v, size_t n, __u64 x)
+{
+	return n && bsearch(&x, v, n, sizeof(*v), u64_cmp);
+}
+
+/* KV_IDS_FILE: one decimal id a line. Absent: none. */
+static int kv_ids_load(const struct nm_state *st, __u64 **out, size_t *n_out)
+{
+	size_t len, n = 0, cap = 0;
+	__u64 *v = NULL, *nv;
+	char *buf = NULL, *p, *end;
+	unsigned long long id;
+	int err;
+
+	*out = NULL;
+	*n_out = 0;
+	err = nm_state_read(st, KV_IDS_FILE, &buf, &len);
+	if (err == -ENOENT)
+		return 0;
+	if (err)
+		return err;
+	for (p = buf; *p; p = end) {
+		if (*p == '\n') {
+			end = p + 1;
+			continue;
+		}
+		errno = 0;
+		id = strtoull(p, &end, 10);
+		if (errno || end == p || *p < '0' || *p > '9' ||
+		    (*end && *end != '\n')) {
+			err = -EBADMSG;
+			goto out;
+		}
+		if (n == cap) {
+			cap = cap ? cap * 2 : 64;
+			nv = realloc(v, cap * sizeof(*v));
+			if (!nv) {
+				err = -ENOMEM;
+				goto out;
+			}
+			v = nv;
+		}
+		v[n++] = id;
+	}
+	qsort(v, n, sizeof(*v), u64_cmp);
+	*out = v;
+	*n_out = n;
+	v = NULL;
+out:
+	free(v);
+	free(buf);
+	return err;
+}
+
+/* Write @a plus @b (duplicates are harmless) as KV_IDS_FILE. */
+static int kv_ids_save(const struct nm_state *st, const struct id_walk *a,
+		       const __u64 *b, size_t nb)
+{
+	size_t len = 0, i;
+	char *buf;
+	int err;
+
+	buf = malloc((a->n + nb) * 21 + 1);
+	if (!buf)
+		return -ENOMEM;
+	for (i = 0; i < a->n; i++)
+		len += (size_t)sprintf(buf + len, "%llu\n",
+				       (unsigned long long)a->v[i].id);
+	for (i = 0; i < nb; i++)
+		len += (size_t)sprintf(buf + len, "%llu\n",
+				       (unsigned long long)b[i]);
+	err = nm_state_write(st, KV_IDS_FILE, buf, len);
+	free(buf);
+	return err;
+}
+
 /* ---- the interface ------------------------------------------------------ */
 
 int nm_sink_open(const struct nm_sink_conf *conf, struct nm_sink **out)
@@ -1173,6 +1285,11 @@ int nm_sink_open(const struct nm_sink_conf *conf, struct nm_sink **out)
 	err = nm_sink_set_cluster_id(s, s->local_cluster, s->local_cluster_id);
 	if (err)
 		goto err_mutex;
+	/* Unreadable: nothing of the earlier run's is swept, the rest works. */
+	err = kv_ids_load(s->state, &s->prev_ids, &s->n_prev_ids);
+	if (err)
+		pr_warn("failed to read %s/%s: %s (identities of an earlier run will not be swept)",
+			s->state->dir, KV_IDS_FILE, strerror(-err));
 	*out = s;
 	return 0;
 
@@ -1235,6 +1352,7 @@ void nm_sink_close(struct nm_sink *s)
 	tdestroy(s->feslots, free_feslot);
 	tdestroy(s->clusters, free);
 	pthread_mutex_destroy(&s->lock);
+	free(s->prev_ids);
 	free(s->dropped);
 	free(s->node_ids);
 	free(s);
@@ -1454,25 +1572,6 @@ void nm_sink_get_stats(struct nm_sink *s, const char *cluster,
 	pthread_mutex_unlock(&s->lock);
 }
 
-/* twalk_r() context: the identity records, as the idstore wants them. */
-struct id_walk {
-	struct nm_identity_info *v;
-	size_t n, cap;
-};
-
-static void collect_id(const void *node, VISIT which, void *arg)
-{
-	const struct rec *r = *(struct rec *const *)node;
-	struct id_walk *w = arg;
-
-	if ((which != postorder && which != leaf) ||
-	    r->type != NM_KV_T_IDENTITY || w->n == w->cap)
-		return;
-	w->v[w->n].id = r->id.id;
-	w->v[w->n].labels = r->id.labels; /* borrowed: merge copies */
-	w->n++;
-}
-
 int nm_sink_flush(struct nm_sink *s)
 {
 	const struct nm_state *st = s->state;
@@ -1531,6 +1630,15 @@ int nm_sink_flush(struct nm_sink *s)
 		if (err)
 			goto out_ids;
 	}
+	/* After the save: a crash in between leaves new ids unlisted (kept). */
+	if (s->ids_dirty) {
+		err = kv_ids_save(st, &w, s->prev_ids, s->n_prev_ids);
+		if (err) {
+			pr_warn("failed to write %s/%s: %s", st->dir,
+				KV_IDS_FILE, strerror(-err));
+			goto out_ids;
+		}
+	}
 	err = nm_policy_store_load(st, &set, &perr);
 	if (err) {
 		pr_warn("failed to load applied policies on %s: %s", st->dir,
@@ -1559,4 +1667,264 @@ out:
 	free(del);
 	free(w.v);
 	return err;
+}
+
+/* ---- sweeping what an earlier run left ---------------------------------- */
+
+static bool ip_held(struct nm_sink *s, __be32 ip)
+{
+	struct ipslot probe = { .ip = ip }, *x;
+
+	x = tget(&probe, &s->ipslots, ipslot_cmp);
+	return x && (x->claims.n || x->written);
+}
+
+static bool node_held(struct nm_sink *s, __be32 ip)
+{
+	struct nodeslot probe = { .ip = ip }, *x;
+
+	x = tget(&probe, &s->nodeslots, nodeslot_cmp);
+	return x && (x->claims.n || x->written);
+}
+
+static bool fe_held(struct nm_sink *s, const struct nm_frontend *fe)
+{
+	struct feslot probe = {}, *x;
+
+	probe.fe.vip = fe->vip;
+	probe.fe.port = fe->port;
+	probe.fe.proto = fe->proto;
+	x = tget(&probe, &s->feslots, feslot_cmp);
+	return x && (x->recs.n || x->programmed);
+}
+
+/*
+ * Unheld remote /32s. Under the pin-root lock: nodemeshctl sets the LOCAL
+ * flag under it, so a pod added meanwhile is never taken for ours. Keys
+ * are collected first: deleting while walking restarts the walk.
+ */
+static int sweep_ipcache(struct nm_sink *s, size_t *swept)
+{
+	struct nm_ipcache_key key, next, *del = NULL, *nv;
+	struct nm_maps *maps = s->maps;
+	struct nm_ipcache_val v;
+	size_t n = 0, cap = 0, i;
+	char ip[INET_ADDRSTRLEN];
+	bool first = true;
+	int err;
+
+	*swept = 0;
+	err = nm_maps_lock(maps);
+	if (err)
+		return err;
+	while (!bpf_map_get_next_key(maps->ipcache, first ? NULL : &key,
+				     &next)) {
+		key = next;
+		first = false;
+		if (key.prefixlen != 32 || ip_held(s, key.addr) ||
+		    bpf_map_lookup_elem(maps->ipcache, &key, &v) ||
+		    (v.flags & (NM_IPC_F_LOCAL | NM_IPC_F_CIDR)))
+			continue;
+		if (n == cap) {
+			cap = cap ? cap * 2 : 256;
+			nv = realloc(del, cap * sizeof(*nv));
+			if (!nv) {
+				err = -ENOMEM;
+				goto out;
+			}
+			del = nv;
+		}
+		del[n++] = key;
+	}
+	if (errno != ENOENT) {
+		err = -errno;
+		pr_warn("failed to walk ipcache on %s: %s", maps->pin_root,
+			strerror(-err));
+		goto out;
+	}
+	for (i = 0; i < n; i++) {
+		if (!bpf_map_delete_elem(maps->ipcache, &del[i])) {
+			pr_debug("swept ipcache %s/32", ip_s(del[i].addr, ip));
+			++*swept;
+		} else if (errno != ENOENT && !err) {
+			err = -errno;
+			pr_warn("failed to sweep ipcache entry %s/32 on %s: %s",
+				ip_s(del[i].addr, ip), maps->pin_root,
+				strerror(-err));
+		}
+	}
+	/* A policy CIDR /32 may have been hidden under one: put it back. */
+	if (*swept)
+		s->policy_dirty = true;
+out:
+	nm_maps_unlock(maps);
+	free(del);
+	return err;
+}
+
+/* Unheld nodes: only the sink writes nm_nodes_v1. */
+static int sweep_nodes(struct nm_sink *s, size_t *swept)
+{
+	struct nm_node_key key, next, *del = NULL, *nv;
+	struct nm_maps *maps = s->maps;
+	size_t n = 0, cap = 0, i;
+	char ip[INET_ADDRSTRLEN];
+	bool first = true;
+	int err = 0;
+
+	*swept = 0;
+	while (!bpf_map_get_next_key(maps->nodes, first ? NULL : &key, &next)) {
+		key = next;
+		first = false;
+		if (node_held(s, key.node_ip))
+			continue;
+		if (n == cap) {
+			cap = cap ? cap * 2 : 64;
+			nv = realloc(del, cap * sizeof(*nv));
+			if (!nv) {
+				err = -ENOMEM;
+				goto out;
+			}
+			del = nv;
+		}
+		del[n++] = key;
+	}
+	if (errno != ENOENT) {
+		err = -errno;
+		pr_warn("failed to walk nodes on %s: %s", maps->pin_root,
+			strerror(-err));
+		goto out;
+	}
+	for (i = 0; i < n; i++) {
+		if (!bpf_map_delete_elem(maps->nodes, &del[i])) {
+			++*swept;
+		} else if (errno != ENOENT && !err) {
+			err = -errno;
+			pr_warn("failed to sweep node %s on %s: %s",
+				ip_s(del[i].node_ip, ip), maps->pin_root,
+				strerror(-err));
+		}
+	}
+out:
+	free(del);
+	return err;
+}
+
+/* A service the sink programmed: backends, each tagged with a cluster. */
+static bool svc_from_kvstore(const struct nm_svc_info *svc)
+{
+	size_t i;
+
+	if (!svc->n_backends)
+		return false;
+	for (i = 0; i < svc->n_backends; i++)
+		if (!svc->backends[i].val.cluster_id)
+			return false;
+	return true;
+}
+
+static int sweep_services(struct nm_sink *s, size_t *swept)
+{
+	struct nm_svc_list list = {};
+	char fes[NM_FRONTEND_STRLEN];
+	size_t i;
+	int err, ret = 0;
+
+	*swept = 0;
+	err = nm_svc_list(s->maps, &list);
+	if (err) {
+		pr_warn("failed to list services on %s: %s", s->maps->pin_root,
+			strerror(-err));
+		return err;
+	}
+	for (i = 0; i < list.n; i++) {
+		const struct nm_svc_info *svc = &list.svcs[i];
+
+		if (fe_held(s, &svc->fe) || !svc_from_kvstore(svc))
+			continue;
+		/*
+		 * A 'service upsert' between the list and this delete would
+		 * be lost; nm_svc_delete() takes the lock itself, and
+		 * nodemeshctl taking over a mirrored frontend is rare.
+		 */
+		err = nm_svc_delete(s->maps, &svc->fe);
+		if (!err) {
+			pr_debug("swept service %s",
+				 nm_frontend_str(&svc->fe, fes, sizeof(fes)));
+			++*swept;
+		} else if (err != -ENOENT && !ret) {
+			ret = err;
+			pr_warn("failed to sweep service %s on %s: %s",
+				nm_frontend_str(&svc->fe, fes, sizeof(fes)),
+				s->maps->pin_root, strerror(-err));
+		}
+	}
+	nm_svc_list_free(&list);
+	return ret;
+}
+
+/* Earlier runs' kvstore identities no record holds: dropped at flush. */
+static int sweep_identities(struct nm_sink *s, size_t *swept)
+{
+	struct id_walk w = {};
+	__u64 *held;
+	size_t i;
+	int err = 0;
+
+	*swept = 0;
+	if (!s->n_prev_ids)
+		goto out;
+	w.cap = s->n_ids;
+	w.v = calloc(w.cap ?: 1, sizeof(*w.v));
+	held = calloc(w.cap ?: 1, sizeof(*held));
+	if (!w.v || !held) {
+		err = -ENOMEM;
+		goto out_free;
+	}
+	twalk_r(s->recs, collect_id, &w);
+	for (i = 0; i < w.n; i++)
+		held[i] = w.v[i].id;
+	qsort(held, w.n, sizeof(*held), u64_cmp);
+	for (i = 0; i < s->n_prev_ids; i++) {
+		if (u64_in(held, w.n, s->prev_ids[i]))
+			continue;
+		err = dropped_add(s, s->prev_ids[i]);
+		if (err)
+			goto out_free;
+		++*swept;
+	}
+	/* Settled: from now on the list is what this sink holds. */
+	free(s->prev_ids);
+	s->prev_ids = NULL;
+	s->n_prev_ids = 0;
+	s->ids_dirty = true;
+out_free:
+	free(held);
+	free(w.v);
+out:
+	return err;
+}
+
+int nm_sink_sweep(struct nm_sink *s)
+{
+	size_t n_ip = 0, n_node = 0, n_svc = 0, n_id = 0;
+	int err, ret;
+
+	pthread_mutex_lock(&s->lock);
+	ret = sweep_ipcache(s, &n_ip);
+	err = sweep_nodes(s, &n_node);
+	ret = ret ?: err;
+	err = sweep_services(s, &n_svc);
+	ret = ret ?: err;
+	err = sweep_identities(s, &n_id);
+	if (err)
+		pr_warn("failed to sweep identities on %s: %s", s->state->dir,
+			strerror(-err));
+	ret = ret ?: err;
+	pthread_mutex_unlock(&s->lock);
+	pr_info("swept what an earlier run left on %s: %zu ipcache entries, %zu nodes, %zu services, %zu identities",
+		s->maps->pin_root, n_ip, n_node, n_svc, n_id);
+	/* The identities go, and CIDR entries come back, with the flush. */
+	err = nm_sink_flush(s);
+	return ret ?: err;
 }

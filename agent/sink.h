@@ -63,6 +63,35 @@ int nm_sink_set_cluster_id(struct nm_sink *s, const char *cluster, __u16 id);
 /* Recompile policy and save identities if records changed them. */
 int nm_sink_flush(struct nm_sink *s);
 
+/*
+ * Remove what an earlier run of the agent wrote and this sink does not
+ * hold now: keys deleted while the agent was down, clusters dropped from
+ * the config meanwhile. The sink starts empty, so this is only right once
+ * every mirror feeding it has completed its first list; the daemon calls
+ * it then, once. What counts as ours:
+ *
+ *   nm_ipcache_v1   /32 entries flagged neither NM_IPC_F_LOCAL (a pod of
+ *                   this node) nor NM_IPC_F_CIDR (a policy CIDR); the sink
+ *                   writes no other prefix length. A /32 written by hand
+ *                   ('nodemeshctl ipcache upsert', flags 0) looks the same
+ *                   and is swept too: the kvstore owns remote addresses.
+ *   nm_nodes_v1     every entry (only the sink writes it).
+ *   services        those whose backends all carry a cluster id: the sink
+ *                   tags each backend with its cluster's id (1..65535),
+ *                   'nodemeshctl service upsert' writes cluster_id 0. A
+ *                   service without backends cannot be told apart and is
+ *                   left alone.
+ *   identities      those an earlier sink merged from the kvstore into
+ *                   identities.json, which it lists in the state file
+ *                   "kvstore-identities" (read at nm_sink_open): dropped
+ *                   at the flush this ends with, unless a local endpoint
+ *                   uses one. Identities added by nodemeshctl are never
+ *                   listed there, so never swept.
+ *
+ * Every candidate is tried; returns 0 or the first error (logged).
+ */
+int nm_sink_sweep(struct nm_sink *s);
+
 struct nm_sink_stats {
 	__u64 nodes, endpoints, identities, services; /* currently held */
 };

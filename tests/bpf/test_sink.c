@@ -862,6 +862,174 @@ static void test_unknown_cluster_id_refused(void)
 	nm_sink_close(s);
 }
 
+/* An identity record of @cluster with app=@app. */
+static int put_id(struct nm_sink *s, const char *cluster, __u64 id,
+		  const char *app)
+{
+	struct nm_labels l = {};
+	struct nm_kv_record r;
+	int err;
+
+	err = nm_labels_set(&l, "app", app)			    ?:
+		      nm_labels_set(&l, NM_LABEL_NAMESPACE, "shop") ?:
+		      nm_labels_set(&l, NM_LABEL_CLUSTER, cluster);
+	if (err)
+		goto out;
+	set_key(&r, NM_KV_T_IDENTITY, NM_KV_IDENTITIES, cluster, "", "");
+	snprintf(r.key.name, sizeof(r.key.name), "%llu",
+		 (unsigned long long)id);
+	r.key.id = id;
+	r.identity.id = id;
+	r.identity.labels = l;
+	err = nm_sink_upsert(s, &r);
+out:
+	nm_labels_free(&l);
+	return err;
+}
+
+static bool has_id(__u64 id)
+{
+	struct nm_idstore ids = {};
+	bool found;
+
+	if (nm_idstore_load(&st, &ids))
+		return false;
+	found = nm_idstore_find(&ids, id) != NULL;
+	nm_idstore_free(&ids);
+	return found;
+}
+
+/*
+ * A restart: one sink writes what a previous run would have (west, and
+ * north which is dropped from the config while the agent is down), next to
+ * nodemeshctl's LOCAL and CIDR ipcache entries, a CLI service and a hand-
+ * added identity. A new sink re-upserts a subset and sweeps: only the
+ * subset and the CLI's state remain.
+ */
+static void test_sweep_after_restart(void)
+{
+	static const char *const f1[] = { "10.96.5.1:80/tcp" };
+	static const char *const f2[] = { "10.96.5.2:80/tcp" };
+	static const char *const wb[] = { "10.2.5.1:80" };
+	static const char *const nb[] = { "10.3.5.1:80" };
+	struct nm_ipcache_key lk = { .prefixlen = 32, .addr = ip("10.1.5.9") },
+			      ck = { .prefixlen = 32,
+				     .addr = ip("10.200.0.1") };
+	struct nm_ipcache_val lv = { .identity = nm_identity_pack(EAST_ID, 600),
+				     .flags = NM_IPC_F_LOCAL },
+			      cv = { .identity = NM_ID_CIDR_BASE + 7,
+				     .flags = NM_IPC_F_CIDR },
+			      v;
+	struct nm_backend_spec cli_be = { .addr = ip("10.1.5.20"),
+					  .port = htons(80),
+					  .weight = 1 };
+	struct nm_frontend cli_fe = fe("10.96.5.3:80/tcp");
+	__u64 id1 = nm_identity_pack(WEST_ID, 6001),
+	      id2 = nm_identity_pack(WEST_ID, 6002),
+	      id3 = nm_identity_pack(3, 6003),
+	      hand = nm_identity_pack(WEST_ID, 6009);
+	struct nm_identity_info hand_info = { .id = hand };
+	struct nm_idstore ids = {};
+	struct nm_node_val nv;
+	struct nm_svc_val sv;
+	struct nm_sink *s = NULL;
+	bool changed;
+
+	NEED_READY();
+	if (!ASSERT_OK(open_sink(&s), "open the earlier run's sink") ||
+	    !ASSERT_OK(nm_sink_set_cluster_id(s, "north", 3), "north's id"))
+		goto out;
+	if (!ASSERT_OK(
+		    put_node(s, "west", WEST_ID, "w1", "192.168.2.51") ?:
+			    put_node(s, "west", WEST_ID, "w2", "192.168.2.52") ?:
+			    put_node(s, "north", 3, "m1", "192.168.3.51"),
+		    "nodes") ||
+	    !ASSERT_OK(put_ep(s, "west", "a", "10.2.5.1", "w1", id1)	     ?:
+			       put_ep(s, "west", "b", "10.2.5.2", "w2", id2) ?:
+			       put_ep(s, "north", "c", "10.3.5.1", "m1", id3),
+		       "endpoints") ||
+	    !ASSERT_OK(put_svc(s, "west", "s1", f1, 1, wb, 1) ?:
+			       put_svc(s, "north", "s2", f2, 1, nb, 1),
+		       "services") ||
+	    !ASSERT_OK(put_id(s, "west", id1, "a")	   ?:
+			       put_id(s, "west", id2, "b") ?:
+			       put_id(s, "north", id3, "c"),
+		       "identities") ||
+	    !ASSERT_OK(nm_sink_flush(s), "flush"))
+		goto out;
+	nm_sink_close(s);
+	s = NULL;
+
+	/* nodemeshctl's state, which no sweep may touch. */
+	if (!ASSERT_OK(bpf_map_update_elem(maps.ipcache, &lk, &lv, BPF_ANY),
+		       "local pod entry") ||
+	    !ASSERT_OK(bpf_map_update_elem(maps.ipcache, &ck, &cv, BPF_ANY),
+		       "policy CIDR entry") ||
+	    !ASSERT_OK(nm_svc_upsert(&maps, &cli_fe, &cli_be, 1, NM_LB_MAGLEV),
+		       "CLI service"))
+		goto out;
+	if (!ASSERT_OK(nm_labels_set(&hand_info.labels, "app", "hand"),
+		       "labels") ||
+	    !ASSERT_OK(nm_idstore_load(&st, &ids), "load identities") ||
+	    !ASSERT_OK(nm_idstore_merge(&ids, &hand_info, 1, NULL, 0, &changed),
+		       "hand-added identity") ||
+	    !ASSERT_OK(nm_idstore_save(&st, &ids), "save identities"))
+		goto out;
+
+	/* The restart: west still has w1, a, s1 and id1; north is gone. */
+	if (!ASSERT_OK(open_sink(&s), "open the new sink"))
+		goto out;
+	if (!ASSERT_OK(put_node(s, "west", WEST_ID, "w1", "192.168.2.51")    ?:
+			       put_ep(s, "west", "a", "10.2.5.1", "w1", id1) ?:
+			       put_svc(s, "west", "s1", f1, 1, wb, 1)	     ?:
+			       put_id(s, "west", id1, "a"),
+		       "re-listed subset") ||
+	    !ASSERT_OK(nm_sink_flush(s), "flush before the sweep"))
+		goto out;
+	ASSERT_TRUE(get_ipc("10.2.5.2", &v) && has_id(id2),
+		    "before the sweep the stale entries are there");
+	if (!ASSERT_OK(nm_sink_sweep(s), "sweep"))
+		goto out;
+
+	ASSERT_TRUE(get_node("192.168.2.51", &nv), "held node kept");
+	ASSERT_TRUE(!get_node("192.168.2.52", &nv), "deleted node swept");
+	ASSERT_TRUE(!get_node("192.168.3.51", &nv),
+		    "dropped cluster's node swept");
+	ASSERT_TRUE(get_ipc("10.2.5.1", &v) && v.identity == id1 &&
+			    v.tunnel_endpoint == ip("192.168.2.51"),
+		    "held endpoint kept");
+	ASSERT_TRUE(!get_ipc("10.2.5.2", &v), "deleted endpoint swept");
+	ASSERT_TRUE(!get_ipc("10.3.5.1", &v),
+		    "dropped cluster's endpoint swept");
+	ASSERT_TRUE(get_ipc("10.1.5.9", &v) && !memcmp(&v, &lv, sizeof(v)),
+		    "LOCAL entry untouched");
+	ASSERT_TRUE(get_ipc("10.200.0.1", &v) && !memcmp(&v, &cv, sizeof(v)),
+		    "CIDR entry untouched");
+	ASSERT_TRUE(get_svc(f1[0], &sv), "held service kept");
+	ASSERT_TRUE(!get_svc(f2[0], &sv), "dropped cluster's service swept");
+	ASSERT_TRUE(get_svc("10.96.5.3:80/tcp", &sv), "CLI service untouched");
+	ASSERT_TRUE(has_id(id1), "held identity kept");
+	ASSERT_TRUE(!has_id(id2), "deleted identity swept");
+	ASSERT_TRUE(!has_id(id3), "dropped cluster's identity swept");
+	ASSERT_TRUE(has_id(hand), "hand-added identity untouched");
+	ASSERT_OK(nm_sink_sweep(s), "a second sweep");
+	ASSERT_TRUE(get_ipc("10.2.5.1", &v) && get_svc(f1[0], &sv) &&
+			    has_id(id1),
+		    "changes nothing");
+out:
+	if (s) {
+		del_ep(s, "west", "a");
+		del_svc(s, "west", "s1");
+		del_key(s, NM_KV_T_NODE, NM_KV_NODES, "west", "", "w1");
+	}
+	nm_sink_close(s);
+	nm_svc_delete(&maps, &cli_fe);
+	bpf_map_delete_elem(maps.ipcache, &lk);
+	bpf_map_delete_elem(maps.ipcache, &ck);
+	nm_idstore_free(&ids);
+	nm_labels_free(&hand_info.labels);
+}
+
 int main(void)
 {
 	static const struct nm_test tests[] = {
@@ -875,6 +1043,7 @@ int main(void)
 		NM_TEST(test_service_from_json),
 		NM_TEST(test_service_failure_keeps_union),
 		NM_TEST(test_unknown_cluster_id_refused),
+		NM_TEST(test_sweep_after_restart),
 	};
 	int failed, err;
 

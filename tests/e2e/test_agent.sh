@@ -32,7 +32,7 @@ EP_B=10.2.0.7 # node-b's pod (west)
 [ -x "$AGENT" ] || nm_skip_all "$AGENT not built (make all)"
 command -v etcd >/dev/null && command -v etcdctl >/dev/null ||
 	nm_skip_all "etcd or etcdctl missing (scripts/deps.sh)"
-nm_e2e_start "nm-agent-$$" 12
+nm_e2e_start "nm-agent-$$" 13
 
 PIN_A="$PIN_ROOT-a"
 PIN_B="$PIN_ROOT-b"
@@ -265,6 +265,42 @@ t_remove_remote() {
 }
 nm_test "deleting west.yaml drains west from node-a; adding it back restores" \
 	t_remove_remote
+
+# A west record deleted while node-a's agent is down: the restarted agent
+# starts with an empty sink, so only its sweep (once every cluster has
+# listed) removes the entry the previous run wrote.
+GHOST=10.2.0.77
+GHOST_ID=33554688 # west (2) << 24 | 256
+GHOST_KEY=nodemesh/state/endpoints/v1/west/shop/ghost
+swept_a() {
+	ctl_a status -o json | grep -q '"swept":true' &&
+		cluster_ok a east && cluster_ok a west
+}
+t_restart_sweeps() {
+	local rc
+	nm_etcdctl "$WEST" put "$GHOST_KEY" \
+		'{"schema":1,"namespace":"shop","name":"ghost","ip":"'"$GHOST"'","node":"node-b","labels":{"app":"ghost","nodemesh.io/cluster":"west","nodemesh.io/namespace":"shop"},"identity":"'"$GHOST_ID"'"}' ||
+		return 1
+	nm_wait_for 10 has_ipcache a "$GHOST" "$GHOST_ID" "$IP_B" ||
+		{ ctl_a map dump ipcache; agent_logs; return 1; }
+	kill -TERM "$PID_A"
+	wait "$PID_A"
+	rc=$?
+	nm_pid_forget "$PID_A"
+	[ "$rc" -eq 0 ] || { agent_logs; return 1; }
+	nm_etcdctl "$WEST" del "$GHOST_KEY" || return 1
+	# Down: nothing removes it.
+	has_ipcache a "$GHOST" "$GHOST_ID" "$IP_B" || return 1
+	start_agent a
+	nm_wait_for 20 swept_a || { ctl_a status; agent_logs; return 1; }
+	ctl_a status
+	no_ipcache a "$GHOST" || { ctl_a map dump ipcache; agent_logs; return 1; }
+	# What west still holds is kept.
+	has_ipcache a "$EP_B" "$ID_B" "$IP_B" || { ctl_a map dump ipcache; return 1; }
+	grep 'swept what an earlier run left' "$WORK/agent-a.log" | tail -1
+}
+nm_test "restart: a west record deleted while node-a was down is swept" \
+	t_restart_sweeps
 
 t_lease_expiry() {
 	local t0 t1
