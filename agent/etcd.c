@@ -29,7 +29,10 @@
 /* A full range of 100k records is ~20 MB of JSON; refuse absurd replies. */
 #define ETCD_REPLY_MAX (512u << 20)
 #define ETCD_WATCH_LINE_MAX (64u << 20)
+/* A watch without a waker looks at its stop flag this often... */
 #define ETCD_WATCH_POLL_MS 100
+/* ...one with a waker when woken, and this often as a safety net. */
+#define ETCD_WATCH_IDLE_MS 5000
 #define ETCD_KEY_SHOW 96
 #define ETCD_WHAT_MAX 160
 
@@ -1718,8 +1721,88 @@ int nm_etcd_compact(struct nm_etcd *c, __s64 revision, struct nm_etcd_err *err)
 /*
  * Watch. One blocking call per watch, on a curl handle of its own, driven
  * through a private multi handle so that the stop flag and the deadline
- * are looked at every ETCD_WATCH_POLL_MS even while the stream is idle.
+ * are looked at while the stream is idle: every ETCD_WATCH_POLL_MS, or,
+ * with a waker, when another thread wakes the multi handle
+ * (curl_multi_wakeup(), which writes to the handle's own socket pair:
+ * a wake that comes while the watch is not in curl_multi_poll() makes the
+ * next poll return at once) and every ETCD_WATCH_IDLE_MS. Backoff sleeps
+ * wait in curl_multi_poll() too, with no transfer on the handle.
  */
+struct nm_etcd_waker {
+	pthread_mutex_t lock;
+	CURLM *multi; /* the running watch's, under @lock; NULL: none */
+};
+
+int nm_etcd_waker_new(struct nm_etcd_waker **out)
+{
+	struct nm_etcd_waker *w;
+	int ret;
+
+	*out = NULL;
+	w = calloc(1, sizeof(*w));
+	if (!w)
+		return -ENOMEM;
+	ret = pthread_mutex_init(&w->lock, NULL);
+	if (ret)
+		goto err_free;
+	*out = w;
+	return 0;
+
+err_free:
+	free(w);
+	return -ret;
+}
+
+void nm_etcd_waker_free(struct nm_etcd_waker *w)
+{
+	if (!w)
+		return;
+	pthread_mutex_destroy(&w->lock);
+	free(w);
+}
+
+void nm_etcd_waker_wake(struct nm_etcd_waker *w)
+{
+	CURLMcode mc;
+
+	if (!w)
+		return;
+	/* Under @lock: the watch cannot clean its multi handle up meanwhile. */
+	pthread_mutex_lock(&w->lock);
+	if (w->multi) {
+		mc = curl_multi_wakeup(w->multi);
+		if (mc != CURLM_OK)
+			pr_warn("failed to wake a watch: %s; it stops within %d ms",
+				curl_multi_strerror(mc), ETCD_WATCH_IDLE_MS);
+	}
+	pthread_mutex_unlock(&w->lock);
+}
+
+/* Make @multi the one @w wakes; -EBUSY if another watch has it. */
+static int waker_attach(struct nm_etcd_waker *w, CURLM *multi)
+{
+	int ret = 0;
+
+	if (!w)
+		return 0;
+	pthread_mutex_lock(&w->lock);
+	if (w->multi)
+		ret = -EBUSY;
+	else
+		w->multi = multi;
+	pthread_mutex_unlock(&w->lock);
+	return ret;
+}
+
+static void waker_detach(struct nm_etcd_waker *w)
+{
+	if (!w)
+		return;
+	pthread_mutex_lock(&w->lock);
+	w->multi = NULL;
+	pthread_mutex_unlock(&w->lock);
+}
+
 enum watch_end {
 	WATCH_RUNNING = 0,
 	WATCH_RECONNECT, /* stream error object: connect again */
@@ -1757,6 +1840,19 @@ static bool watch_stopped(const struct nm_etcd_watch_opts *o, __s64 deadline)
 	if (o->stop && atomic_load(o->stop))
 		return true;
 	return deadline && now_ms() >= deadline;
+}
+
+/* How long to wait before looking at the stop flag and deadline again. */
+static int watch_poll_ms(const struct nm_etcd_watch_opts *o, __s64 deadline)
+{
+	__s64 ms = o->waker ? ETCD_WATCH_IDLE_MS : ETCD_WATCH_POLL_MS, left;
+
+	if (deadline) {
+		left = deadline - now_ms();
+		if (left < ms)
+			ms = left > 0 ? left : 0;
+	}
+	return (int)ms;
 }
 
 static void watch_fail(struct watch_ctx *x, int ret, const char *fmt, ...)
@@ -1965,7 +2061,8 @@ static CURLcode watch_once(struct watch_ctx *x, CURLM *multi, __s64 deadline,
 			*stopped = true;
 			break;
 		}
-		mc = curl_multi_poll(multi, NULL, 0, ETCD_WATCH_POLL_MS, NULL);
+		mc = curl_multi_poll(multi, NULL, 0,
+				     watch_poll_ms(x->o, deadline), NULL);
 		if (mc != CURLM_OK)
 			break;
 	}
@@ -1986,21 +2083,29 @@ out_body:
 	return rc;
 }
 
-/* Sleep @ms in poll-sized slices; false if the caller stopped meanwhile. */
-static bool watch_sleep(const struct nm_etcd_watch_opts *o, __s64 deadline,
-			long ms)
+/*
+ * Sleep @ms in poll-sized slices on @multi (no transfer on it, so only a
+ * wake or the time ends a slice); false if the caller stopped meanwhile.
+ */
+static bool watch_sleep(const struct nm_etcd_watch_opts *o, CURLM *multi,
+			__s64 deadline, long ms)
 {
+	__s64 end = now_ms() + ms, left;
 	struct timespec ts;
-	long step;
+	CURLMcode mc;
+	int step;
 
-	while (ms > 0) {
-		if (watch_stopped(o, deadline))
-			return false;
-		step = ms < ETCD_WATCH_POLL_MS ? ms : ETCD_WATCH_POLL_MS;
-		ts.tv_sec = 0;
-		ts.tv_nsec = step * 1000000L;
+	while (!watch_stopped(o, deadline) && (left = end - now_ms()) > 0) {
+		step = watch_poll_ms(o, deadline);
+		if (left < step)
+			step = (int)left;
+		mc = curl_multi_poll(multi, NULL, 0, step, NULL);
+		if (mc == CURLM_OK)
+			continue;
+		/* Never spin: sleep the slice out, unwakeable. */
+		ts.tv_sec = step / 1000;
+		ts.tv_nsec = (step % 1000) * 1000000L;
 		nanosleep(&ts, NULL);
-		ms -= step;
 	}
 	return !watch_stopped(o, deadline);
 }
@@ -2048,6 +2153,11 @@ int nm_etcd_watch(struct nm_etcd *c, const struct nm_etcd_watch_opts *o,
 		set_err(err, what, x.ep, "out of memory");
 		ret = -ENOMEM;
 		goto out_easy;
+	}
+	ret = waker_attach(o->waker, multi);
+	if (ret) {
+		set_err(err, what, x.ep, "the waker serves another watch");
+		goto out_multi;
 	}
 	for (;;) {
 		ret = 0;
@@ -2130,13 +2240,15 @@ backoff:
 		pr_info("watch %s on %s: %s; resuming at revision %lld in %ld ms",
 			o->key, x.ep, x.reason,
 			(long long)st->last_revision + 1, sleep_ms);
-		if (!watch_sleep(o, deadline, sleep_ms))
+		if (!watch_sleep(o, multi, deadline, sleep_ms))
 			break;
 		backoff = backoff * 2 > bmax ? bmax : backoff * 2;
 	}
 	free(token);
 	buf_free(&x.body);
 	buf_free(&x.line);
+	waker_detach(o->waker);
+out_multi:
 	curl_multi_cleanup(multi);
 out_easy:
 	curl_easy_cleanup(x.h);

@@ -174,6 +174,22 @@ struct nm_etcd_event {
 /* Return non-zero to end the watch; the value is returned by the watch. */
 typedef int (*nm_etcd_event_cb)(const struct nm_etcd_event *ev, void *arg);
 
+/*
+ * Wakes a watch blocked in another thread at once, so that it need not
+ * poll its stop flag: a watch without one looks at @stop every 100 ms, a
+ * watch with one every 5 s (a safety net) and whenever it is woken. One
+ * watch at a time per waker. Set the stop flag first, then wake: a wake
+ * with no watch running is a no-op, and a watch that starts later sees
+ * the flag.
+ */
+struct nm_etcd_waker;
+
+int nm_etcd_waker_new(struct nm_etcd_waker **out);
+/* No watch may be using @w any more. NULL is a no-op. */
+void nm_etcd_waker_free(struct nm_etcd_waker *w);
+/* From any thread; returns at once. NULL is a no-op. */
+void nm_etcd_waker_wake(struct nm_etcd_waker *w);
+
 struct nm_etcd_watch_opts {
 	const char *key;
 	bool prefix;
@@ -181,6 +197,8 @@ struct nm_etcd_watch_opts {
 	nm_etcd_event_cb cb;
 	void *arg;
 	atomic_int *stop; /* may be NULL; set non-zero to end the watch */
+	/* May be NULL; wakes the watch when @stop is set from elsewhere. */
+	struct nm_etcd_waker *waker;
 	long timeout_ms; /* 0: none; end the watch after this long */
 	long backoff_min_ms; /* 0: 100 */
 	long backoff_max_ms; /* 0: 5000 */
@@ -210,7 +228,9 @@ struct nm_etcd_watch_state {
  * backoff. Returns 0 when @o->stop is set or @o->timeout_ms passes;
  * -ERANGE when the start revision is compacted (re-list, then watch from
  * the list's revision + 1); -ESTALE when the cluster changed; -EACCES;
- * -EBADMSG; or what @o->cb returned.
+ * -EBADMSG; -EBUSY when @o->waker serves another watch; or what @o->cb
+ * returned. A stop ends the stream, a connect and a backoff sleep; a
+ * login in progress (a unary call) runs to its end first.
  */
 int nm_etcd_watch(struct nm_etcd *c, const struct nm_etcd_watch_opts *o,
 		  struct nm_etcd_watch_state *st, struct nm_etcd_err *err);

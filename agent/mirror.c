@@ -29,6 +29,14 @@
  * @stop: once nm_mirror_stop() has set @stop under that lock, the thread
  * never touches the sink again. If the thread does not end in time it is
  * detached and frees the mirror itself (reference count).
+ *
+ * Stopping has two phases so that many mirrors stop in the time of one:
+ * nm_mirror_request_stop() sets @stop and wakes the thread wherever it
+ * waits (the watch through its etcd waker, a backoff through @cond)
+ * without waiting for anything; nm_mirror_stop() or nm_mirror_drain()
+ * then takes @apply and joins, by MIRROR_STOP_WAIT_MS after the request,
+ * not after the join began. The watch needs no polling for @stop: it
+ * sleeps until woken (or 5 s, a safety net).
  */
 #define _GNU_SOURCE /* pthread_timedjoin_np */
 #include <errno.h>
@@ -95,8 +103,11 @@ struct nm_mirror {
 	pthread_t thread;
 	atomic_int refs;
 	atomic_int stop;
+	/* CLOCK_MONOTONIC by which a stop waits for the thread; 0: no request. */
+	_Atomic __u64 stop_by_ns;
 	/* Ends the watch in progress: stopping, or a retry due before its end. */
 	atomic_int wake;
+	struct nm_etcd_waker *waker; /* wakes the watch from another thread */
 	bool watching; /* the thread is in nm_etcd_watch() */
 	__u64 watch_end_ns; /* when that watch ends by itself; 0: never */
 	bool halted;
@@ -786,7 +797,8 @@ static int mirror_watch(struct nm_mirror *m, __s64 *revision)
 					.cb = watch_cb,
 					.on_stream = watch_stream,
 					.arg = &w,
-					.stop = &m->wake };
+					.stop = &m->wake,
+					.waker = m->waker };
 	struct nm_etcd_err err = { { 0 } };
 	int ret;
 
@@ -836,7 +848,7 @@ static void forget_revisions(struct nm_mirror *m)
 	pthread_mutex_unlock(&m->lock);
 }
 
-/* Sleep with jitter in [b/2, b], woken early by nm_mirror_stop(). */
+/* Sleep with jitter in [b/2, b], woken early by a stop request. */
 static void backoff_sleep(struct nm_mirror *m, long *backoff)
 {
 	long ms = *backoff / 2 + rand_r(&m->seed) % (*backoff / 2 + 1);
@@ -865,6 +877,7 @@ static void mirror_put(struct nm_mirror *m)
 		return;
 	ktab_free(&m->keys);
 	pend_free(m);
+	nm_etcd_waker_free(m->waker);
 	nm_etcd_close(m->etcd);
 	pthread_cond_destroy(&m->cond);
 	pthread_mutex_destroy(&m->apply);
@@ -978,6 +991,7 @@ int nm_mirror_start(const struct nm_mirror_conf *conf,
 	m->seed = (unsigned int)mono_ns() ^ (unsigned int)(uintptr_t)m;
 	atomic_init(&m->refs, 2); /* the caller's and the thread's */
 	atomic_init(&m->stop, 0);
+	atomic_init(&m->stop_by_ns, 0);
 	atomic_init(&m->wake, 0);
 
 	ret = nm_etcd_open(&conf->etcd, &m->etcd, &eerr);
@@ -988,9 +1002,12 @@ int nm_mirror_start(const struct nm_mirror_conf *conf,
 		said = true;
 		goto out_free;
 	}
-	ret = -pthread_mutex_init(&m->lock, NULL);
+	ret = nm_etcd_waker_new(&m->waker);
 	if (ret)
 		goto out_etcd;
+	ret = -pthread_mutex_init(&m->lock, NULL);
+	if (ret)
+		goto out_waker;
 	ret = -pthread_mutex_init(&m->apply, NULL);
 	if (ret)
 		goto out_lock;
@@ -1022,6 +1039,8 @@ out_apply:
 	pthread_mutex_destroy(&m->apply);
 out_lock:
 	pthread_mutex_destroy(&m->lock);
+out_waker:
+	nm_etcd_waker_free(m->waker);
 out_etcd:
 	nm_etcd_close(m->etcd);
 out_free:
@@ -1036,29 +1055,51 @@ out_msg:
 	return ret;
 }
 
+void nm_mirror_request_stop(struct nm_mirror *m)
+{
+	__u64 none = 0, by;
+
+	if (!m)
+		return;
+	/* The first request starts the clock of the join. */
+	by = mono_ns() + MIRROR_STOP_WAIT_MS * 1000000ULL;
+	atomic_compare_exchange_strong(&m->stop_by_ns, &none, by);
+	/* Stop first, then wake: whatever wakes sees it. */
+	atomic_store(&m->stop, 1);
+	atomic_store(&m->wake, 1);
+	pthread_mutex_lock(&m->lock);
+	pthread_cond_broadcast(&m->cond);
+	pthread_mutex_unlock(&m->lock);
+	nm_etcd_waker_wake(m->waker);
+}
+
 /*
  * End the thread's work: after this returns no sink call is made by it.
- * It is joined when it ends in time, else detached to finish on its own.
+ * It is joined when it ends by MIRROR_STOP_WAIT_MS after the stop was
+ * requested, else detached to finish on its own.
  */
 static void mirror_halt(struct nm_mirror *m)
 {
+	__u64 now, left;
 	struct timespec ts;
 	int ret;
 
 	if (m->halted)
 		return;
 	m->halted = true;
+	nm_mirror_request_stop(m);
 	/* Under @apply: waits out a sink call in flight. */
 	pthread_mutex_lock(&m->apply);
 	atomic_store(&m->stop, 1);
 	pthread_mutex_unlock(&m->apply);
-	atomic_store(&m->wake, 1);
-	pthread_mutex_lock(&m->lock);
-	pthread_cond_broadcast(&m->cond);
-	pthread_mutex_unlock(&m->lock);
 
+	/* pthread_timedjoin_np() wants CLOCK_REALTIME. */
+	now = mono_ns();
+	left = atomic_load(&m->stop_by_ns);
+	left = left > now ? left - now : 0;
 	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_nsec += MIRROR_STOP_WAIT_MS * 1000000L;
+	ts.tv_sec += (time_t)(left / 1000000000ULL);
+	ts.tv_nsec += (long)(left % 1000000000ULL);
 	if (ts.tv_nsec >= 1000000000L) {
 		ts.tv_sec++;
 		ts.tv_nsec -= 1000000000L;

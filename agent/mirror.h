@@ -67,7 +67,21 @@ struct nm_mirror;
 int nm_mirror_start(const struct nm_mirror_conf *conf,
 		    const struct nm_mirror_sink *sink, struct nm_mirror **out,
 		    char *err, size_t errlen);
-/* Stop the thread (within ~100 ms) and free; mirrored keys stay. */
+/*
+ * Tell the thread to stop and wake it wherever it waits; returns at once.
+ * The mirror stays the caller's: finish with nm_mirror_stop() or
+ * nm_mirror_drain(), which are then quick (the thread has usually ended
+ * by the time they join it). Stopping many mirrors: request every stop
+ * first, then stop or drain each, so they wind down in parallel. A sink
+ * call may still run until the stop or drain returns. NULL is a no-op.
+ */
+void nm_mirror_request_stop(struct nm_mirror *m);
+/*
+ * Stop the thread and free; mirrored keys stay. After it returns the
+ * thread makes no sink call. Waits for the thread up to 250 ms after the
+ * stop was requested (here or by nm_mirror_request_stop()), then leaves a
+ * thread stuck in a unary etcd call to end on its own.
+ */
 void nm_mirror_stop(struct nm_mirror *m);
 /* Stop, then remove every mirrored key through the sink, then free. */
 int nm_mirror_drain(struct nm_mirror *m);

@@ -1435,6 +1435,112 @@ out:
 	fs_free(&fs);
 }
 
+#define RS_MIRRORS 8
+#define RS_STOP_MS 50 /* stop after a request: the thread has ended */
+
+/* Stop @m after a stop request; how long the stop took, in ms. */
+static double stop_requested(struct nm_mirror *m, const char *what)
+{
+	double t0 = now_s(), dt;
+
+	nm_mirror_stop(m);
+	dt = (now_s() - t0) * 1e3;
+	printf("# %s: stopped %.1f ms after the request returned\n", what, dt);
+	ASSERT_LT(dt, RS_STOP_MS, "stop after request_stop is quick");
+	return dt;
+}
+
+/*
+ * Two-phase stop: nm_mirror_request_stop() returns at once and wakes the
+ * thread wherever it waits (an idle watch stream, the watch's reconnect
+ * backoff, the list backoff), so the nm_mirror_stop() that follows finds
+ * it ended and returns in well under RS_STOP_MS; RS_MIRRORS mirrors
+ * requested together stop in about the time of one.
+ */
+static void test_request_stop_then_stop_is_quick(void)
+{
+	struct nm_kv_ctx ctx = { .prefix = "nodemesh/",
+				 .cluster = "east",
+				 .cluster_id = 1 };
+	struct nm_mirror *m[RS_MIRRORS] = { NULL }, *one = NULL;
+	struct nm_etcd_config cfg, dead = plain("http://127.0.0.1:1");
+	struct etcd_srv s = { .slot = -1 };
+	struct nm_mirror_sink sink;
+	struct nm_etcd *c = NULL;
+	struct fx_kv cl = { 0 };
+	struct fake_sink fs;
+	double t0, dt, worst = 0;
+	int i;
+
+	fs_init(&fs, ctx.prefix, &sink);
+	if (!have_etcd() || !ASSERT_OK(etcd_srv_start(&s, NULL), "start etcd"))
+		goto out;
+	c = client_for(s.url);
+	if (!c || fx_cluster(&ctx, &cl) || fx_put(c, &cl, NULL))
+		goto fail;
+	cfg = plain(s.url);
+	for (i = 0; i < RS_MIRRORS; i++) {
+		m[i] = start_mirror(&cfg, ctx.prefix, 0, &sink);
+		if (!m[i] || !wait_synced(m[i], 5))
+			goto out;
+	}
+	for (i = 0; i < RS_MIRRORS; i++)
+		if (!ASSERT_TRUE(WAIT_FOR(stats_of(m[i]).connected, 2),
+				 "watch stream up"))
+			goto out;
+	sleep_ms(300); /* every watch idle in its poll */
+
+	/* Idle watches: tell all, then stop each. */
+	t0 = now_s();
+	for (i = 0; i < RS_MIRRORS; i++)
+		nm_mirror_request_stop(m[i]);
+	dt = (now_s() - t0) * 1e3;
+	printf("# %d stop requests returned in %.2f ms\n", RS_MIRRORS, dt);
+	ASSERT_LT(dt, RS_STOP_MS, "request_stop returns at once");
+	t0 = now_s();
+	for (i = 0; i < RS_MIRRORS; i++) {
+		dt = stop_requested(m[i], "idle watch");
+		worst = dt > worst ? dt : worst;
+		m[i] = NULL;
+	}
+	dt = (now_s() - t0) * 1e3;
+	printf("# %d idle mirrors stopped in %.1f ms (slowest %.1f ms)\n",
+	       RS_MIRRORS, dt, worst);
+	ASSERT_LT(dt, RS_STOP_MS, "every stop after the requests");
+
+	/* A watch waiting to reconnect to a dead etcd. */
+	one = start_mirror(&cfg, ctx.prefix, 0, &sink);
+	if (!one || !wait_synced(one, 5) ||
+	    !ASSERT_TRUE(WAIT_FOR(stats_of(one).connected, 2), "connected"))
+		goto out;
+	etcd_srv_stop(&s, true);
+	ASSERT_TRUE(WAIT_FOR(!stats_of(one).connected, 2), "disconnected");
+	sleep_ms(300); /* in the watch's reconnect backoff */
+	nm_mirror_request_stop(one);
+	stop_requested(one, "watch in its reconnect backoff");
+	one = NULL;
+
+	/* The list's backoff on an unreachable etcd. */
+	one = start_mirror(&dead, ctx.prefix, 0, &sink);
+	if (!one)
+		goto out;
+	sleep_ms(300);
+	nm_mirror_request_stop(one);
+	stop_requested(one, "list in its backoff");
+	one = NULL;
+	goto out;
+fail:
+	nm_test_fail();
+out:
+	for (i = 0; i < RS_MIRRORS; i++)
+		nm_mirror_stop(m[i]);
+	nm_mirror_stop(one);
+	fx_kv_free(&cl);
+	nm_etcd_close(c);
+	etcd_srv_destroy(&s);
+	fs_free(&fs);
+}
+
 static void test_mtls(void)
 {
 	struct etcd_srv_opts so = { .tls = true, .client_cert_auth = true };
@@ -1605,6 +1711,7 @@ int main(void)
 		NM_TEST(test_failed_upsert_retried),
 		NM_TEST(test_unreachable_etcd_backs_off_and_stops_fast),
 		NM_TEST(test_stop_while_list_hangs),
+		NM_TEST(test_request_stop_then_stop_is_quick),
 		NM_TEST(test_mtls),
 		NM_TEST(test_read_only_user_can_mirror),
 	};
