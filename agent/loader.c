@@ -20,8 +20,10 @@
 #include "agent/log.h"
 #include "agent/maglev.h"
 #include "maps/common.h"
+#include "maps/backend.h"
 #include "maps/ct.h"
 #include "maps/maglev.h"
+#include "maps/service.h"
 
 #define NM_MAGLEV_TABLES_MIN 2 /* live + spare for one service */
 #define NM_MAGLEV_ENTRIES_MAX (1U << 28) /* 1 GiB of array, a sanity bound */
@@ -164,19 +166,37 @@ out:
 	return err;
 }
 
-/* Settle M, tables and ct max against what the pins were created with. */
+/* A size asked for (non-zero) must equal the pinned one. */
+static int check_pinned(const char *root, const char *what, __u32 asked,
+			__u32 pinned)
+{
+	if (!asked || asked == pinned)
+		return 0;
+	pr_warn("failed to load datapath on %s: %s %u asked, pinned maps have %u (remove the pins to change it)",
+		root, what, asked, pinned);
+	return -EINVAL;
+}
+
+/*
+ * Settle the load-time sizes against what the pins were created with.
+ * @pinned: an earlier load's config is there (and is kept as it is).
+ */
 static int resolve_config(const struct nm_load_opts *opts, const char *root,
-			  struct nm_config_val *cfg, __u32 *ct_max)
+			  struct nm_config_val *cfg, bool *pinned)
 {
 	struct nm_config_val old;
 	__u32 old_ct;
 	char err[128];
 	int ret;
 
+	memset(cfg, 0, sizeof(*cfg));
 	cfg->maglev_m = opts->maglev_m ?: NM_MAGLEV_M_DEFAULT;
 	cfg->maglev_tables = opts->maglev_tables ?: NM_MAGLEV_TABLES_DEFAULT;
 	cfg->abi_version = NM_ABI_VERSION;
-	*ct_max = opts->ct_max ?: NM_CT_MAX_DEFAULT;
+	cfg->services_max = opts->services_max ?: NM_SERVICES_MAX_DEFAULT;
+	cfg->backends_max = opts->backends_max ?: NM_BACKENDS_MAX_DEFAULT;
+	cfg->ct_max = opts->ct_max ?: NM_CT_MAX_DEFAULT;
+	*pinned = false;
 
 	ret = read_pinned_config(root, &old);
 	if (ret && ret != -ENOENT)
@@ -187,30 +207,36 @@ static int resolve_config(const struct nm_load_opts *opts, const char *root,
 				root, old.abi_version, NM_ABI_VERSION);
 			return -EINVAL;
 		}
-		if (opts->maglev_m && opts->maglev_m != old.maglev_m) {
-			pr_warn("failed to load datapath on %s: Maglev table size %u asked, pinned maps use %u (remove the pins to change it)",
-				root, opts->maglev_m, old.maglev_m);
-			return -EINVAL;
-		}
-		if (opts->maglev_tables &&
-		    opts->maglev_tables != old.maglev_tables) {
-			pr_warn("failed to load datapath on %s: %u Maglev tables asked, pinned maps have %u (remove the pins to change it)",
-				root, opts->maglev_tables, old.maglev_tables);
-			return -EINVAL;
-		}
-		cfg->maglev_m = old.maglev_m;
-		cfg->maglev_tables = old.maglev_tables;
+		ret = check_pinned(root, "Maglev table size", opts->maglev_m,
+				   old.maglev_m);
+		if (!ret)
+			ret = check_pinned(root, "Maglev table count",
+					   opts->maglev_tables,
+					   old.maglev_tables);
+		if (!ret)
+			ret = check_pinned(root, "services max",
+					   opts->services_max,
+					   old.services_max);
+		if (!ret)
+			ret = check_pinned(root, "backends max",
+					   opts->backends_max,
+					   old.backends_max);
+		if (ret)
+			return ret;
+		/* Keeps svc_gen too: a reload changes no service. */
+		*cfg = old;
+		*pinned = true;
 	}
+	/* nm_ct_v1's own size rules: it may be pinned without a config. */
 	ret = pinned_max_entries(root, NM_MAP_CT, &old_ct);
 	if (ret && ret != -ENOENT)
 		return ret;
 	if (!ret) {
-		if (opts->ct_max && opts->ct_max != old_ct) {
-			pr_warn("failed to load datapath on %s: conntrack size %u asked, pinned %s has %u (remove the pins to change it)",
-				root, opts->ct_max, NM_MAP_CT, old_ct);
-			return -EINVAL;
-		}
-		*ct_max = old_ct;
+		ret = check_pinned(root, "conntrack size", opts->ct_max,
+				   old_ct);
+		if (ret)
+			return ret;
+		cfg->ct_max = old_ct;
 	}
 
 	ret = nm_maglev_check_m(cfg->maglev_m, err, sizeof(err));
@@ -225,7 +251,17 @@ static int resolve_config(const struct nm_load_opts *opts, const char *root,
 			NM_MAGLEV_ENTRIES_MAX);
 		return -EINVAL;
 	}
-	if (!*ct_max) {
+	if (!cfg->services_max || cfg->services_max > NM_SERVICES_MAX_LIMIT) {
+		pr_warn("failed to load datapath on %s: bad services max %u: must be 1..%u",
+			root, cfg->services_max, NM_SERVICES_MAX_LIMIT);
+		return -EINVAL;
+	}
+	if (!cfg->backends_max || cfg->backends_max > NM_BACKENDS_MAX_LIMIT) {
+		pr_warn("failed to load datapath on %s: bad backends max %u: must be 1..%u",
+			root, cfg->backends_max, NM_BACKENDS_MAX_LIMIT);
+		return -EINVAL;
+	}
+	if (!cfg->ct_max) {
 		pr_warn("failed to load datapath on %s: conntrack size must be >= 1",
 			root);
 		return -EINVAL;
@@ -238,6 +274,7 @@ int nm_datapath_load(const struct nm_load_opts *opts, struct nm_datapath **out)
 	LIBBPF_OPTS(bpf_object_open_opts, oopts);
 	const char *root = nm_pin_root(opts->pin_root);
 	struct nm_datapath *dp;
+	bool pinned;
 	__u32 key = 0;
 	int err;
 
@@ -254,9 +291,10 @@ int nm_datapath_load(const struct nm_load_opts *opts, struct nm_datapath **out)
 	err = ensure_pin_root(dp->pin_root);
 	if (err)
 		goto err_free;
-	err = resolve_config(opts, dp->pin_root, &dp->cfg, &dp->ct_max);
+	err = resolve_config(opts, dp->pin_root, &dp->cfg, &pinned);
 	if (err)
 		goto err_free;
+	dp->ct_max = dp->cfg.ct_max;
 
 	oopts.pin_root_path = dp->pin_root;
 	dp->skel = lxc__open_opts(&oopts);
@@ -271,7 +309,16 @@ int nm_datapath_load(const struct nm_load_opts *opts, struct nm_datapath **out)
 				       dp->cfg.maglev_tables * dp->cfg.maglev_m);
 	if (!err)
 		err = bpf_map__set_max_entries(dp->skel->maps.nm_ct_v1,
-					       dp->ct_max);
+					       dp->cfg.ct_max);
+	if (!err)
+		err = bpf_map__set_max_entries(dp->skel->maps.nm_services_v1,
+					       dp->cfg.services_max);
+	if (!err)
+		err = bpf_map__set_max_entries(dp->skel->maps.nm_revnat_v1,
+					       dp->cfg.services_max);
+	if (!err)
+		err = bpf_map__set_max_entries(dp->skel->maps.nm_backends_v1,
+					       dp->cfg.backends_max);
 	if (err) {
 		pr_warn("failed to size maps of lxc datapath on %s: %s",
 			dp->pin_root, strerror(-err));
@@ -283,17 +330,21 @@ int nm_datapath_load(const struct nm_load_opts *opts, struct nm_datapath **out)
 			strerror(-err));
 		goto err_destroy;
 	}
-	err = bpf_map_update_elem(bpf_map__fd(dp->skel->maps.nm_config_v1),
-				  &key, &dp->cfg, BPF_ANY);
-	if (err) {
+	/*
+	 * A reused config is left alone: it already says the same, and
+	 * rewriting it would race service writers bumping svc_gen.
+	 */
+	if (!pinned &&
+	    bpf_map_update_elem(bpf_map__fd(dp->skel->maps.nm_config_v2), &key,
+				&dp->cfg, BPF_ANY)) {
 		err = -errno;
 		pr_warn("failed to write map %s on %s: %s", NM_MAP_CONFIG,
 			dp->pin_root, strerror(-err));
 		goto err_destroy;
 	}
-	pr_info("loaded lxc datapath on %s (Maglev M %u, %u tables, conntrack %u)",
+	pr_info("loaded lxc datapath on %s (Maglev M %u, %u tables, %u services, %u backends, conntrack %u)",
 		dp->pin_root, dp->cfg.maglev_m, dp->cfg.maglev_tables,
-		dp->ct_max);
+		dp->cfg.services_max, dp->cfg.backends_max, dp->cfg.ct_max);
 	*out = dp;
 	return 0;
 
@@ -545,10 +596,12 @@ int nm_maps_open(const char *pin_root, struct nm_maps *maps)
 		goto err_close;
 	}
 	if (maps->cfg.abi_version != NM_ABI_VERSION || !maps->cfg.maglev_m ||
-	    !maps->cfg.maglev_tables) {
-		pr_warn("failed to read map %s on %s: ABI version %u, M %u, %u tables; expected ABI %u written by the loader (run 'nodemeshctl attach IFACE')",
+	    !maps->cfg.maglev_tables || !maps->cfg.services_max ||
+	    !maps->cfg.backends_max) {
+		pr_warn("failed to read map %s on %s: ABI version %u, M %u, %u tables, %u services, %u backends; expected ABI %u written by the loader (run 'nodemeshctl attach IFACE')",
 			NM_MAP_CONFIG, root, maps->cfg.abi_version,
 			maps->cfg.maglev_m, maps->cfg.maglev_tables,
+			maps->cfg.services_max, maps->cfg.backends_max,
 			NM_ABI_VERSION);
 		err = -EINVAL;
 		goto err_close;

@@ -40,6 +40,8 @@ struct nm_load_opts {
 	__u32 maglev_m;
 	__u32 maglev_tables;
 	__u32 ct_max;
+	__u32 services_max; /* nm_services_v1 and nm_revnat_v1 */
+	__u32 backends_max; /* nm_backends_v1 */
 };
 
 struct lxc;
@@ -47,7 +49,7 @@ struct lxc;
 struct nm_datapath {
 	struct lxc *skel;
 	struct nm_config_val cfg; /* what was loaded */
-	__u32 ct_max;
+	__u32 ct_max; /* == cfg.ct_max */
 	char pin_root[PATH_MAX];
 };
 

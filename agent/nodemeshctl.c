@@ -22,13 +22,16 @@ struct cmd {
 
 static const struct cmd cmds[] = {
 	{ NULL, "attach", cmd_attach,
-	  "IFACE... [--maglev-m M] [--maglev-tables N] [--ct-max N]",
+	  "IFACE... [--maglev-m M] [--maglev-tables N] [--ct-max N] "
+	  "[--services-max N] [--backends-max N]",
 	  "Load the datapath (maps pinned under the pin root, created on first\n"
 	  "load and reused after) and attach nm_from_pod at tc ingress of each\n"
 	  "IFACE, atomically replacing an earlier nodemesh program there.\n"
 	  "Sizes default to the pinned maps' sizes, or on a first load to\n"
-	  "M 16381, 512 tables and 262144 conntrack entries; a size that\n"
-	  "differs from the pinned maps is refused." },
+	  "M 16381, 512 tables, 262144 conntrack entries, 16384 services and\n"
+	  "262144 backends (each service also needs a Maglev table, and one\n"
+	  "table is the spare); a size that differs from the pinned maps is\n"
+	  "refused." },
 	{ NULL, "detach", cmd_detach, "IFACE...",
 	  "Remove the nodemesh filter from tc ingress of each IFACE. Maps stay\n"
 	  "pinned, the clsact qdisc stays. Not attached is not an error." },

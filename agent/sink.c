@@ -211,6 +211,8 @@ struct rec {
 struct nm_sink {
 	pthread_mutex_t lock;
 	struct nm_maps *maps;
+	/* Free ids and each service's backends: no map scan per service. */
+	struct nm_svc_index *svc_idx;
 	const struct nm_state *state;
 	char local_cluster[NM_KV_CLUSTER_MAX + 1];
 	char local_node[NM_KV_NAME_MAX + 1];
@@ -767,7 +769,7 @@ static int feslot_sync(struct nm_sink *s, struct feslot *x)
 	if (!x->recs.n) {
 		if (!x->programmed)
 			return 0;
-		err = nm_svc_delete(s->maps, &x->fe);
+		err = nm_svc_delete_idx(s->maps, s->svc_idx, &x->fe);
 		if (err && err != -ENOENT)
 			return err;
 		x->programmed = false;
@@ -784,7 +786,8 @@ static int feslot_sync(struct nm_sink *s, struct feslot *x)
 		free(u);
 		return 0;
 	}
-	err = nm_svc_upsert(s->maps, &x->fe, u, n, NM_LB_MAGLEV);
+	err = nm_svc_upsert_idx(s->maps, s->svc_idx, &x->fe, u, n,
+				NM_LB_MAGLEV);
 	if (err) {
 		free(u);
 		return err;
@@ -1271,10 +1274,14 @@ int nm_sink_open(const struct nm_sink_conf *conf, struct nm_sink **out)
 		err = -ENOMEM;
 		goto err_free;
 	}
+	/* Filled by one scan at the first service write, under the lock. */
+	err = nm_svc_index_new(conf->maps, &s->svc_idx);
+	if (err)
+		goto err_free;
 	err = pthread_mutex_init(&s->lock, NULL);
 	if (err) {
 		err = -err;
-		goto err_free;
+		goto err_idx;
 	}
 	s->maps = conf->maps;
 	s->state = conf->state;
@@ -1295,6 +1302,8 @@ int nm_sink_open(const struct nm_sink_conf *conf, struct nm_sink **out)
 
 err_mutex:
 	pthread_mutex_destroy(&s->lock);
+err_idx:
+	nm_svc_index_free(s->svc_idx);
 err_free:
 	free(s->node_ids);
 	free(s);
@@ -1352,6 +1361,7 @@ void nm_sink_close(struct nm_sink *s)
 	tdestroy(s->feslots, free_feslot);
 	tdestroy(s->clusters, free);
 	pthread_mutex_destroy(&s->lock);
+	nm_svc_index_free(s->svc_idx);
 	free(s->prev_ids);
 	free(s->dropped);
 	free(s->node_ids);
@@ -1844,10 +1854,10 @@ static int sweep_services(struct nm_sink *s, size_t *swept)
 			continue;
 		/*
 		 * A 'service upsert' between the list and this delete would
-		 * be lost; nm_svc_delete() takes the lock itself, and
+		 * be lost; nm_svc_delete_idx() takes the lock itself, and
 		 * nodemeshctl taking over a mirrored frontend is rare.
 		 */
-		err = nm_svc_delete(s->maps, &svc->fe);
+		err = nm_svc_delete_idx(s->maps, s->svc_idx, &svc->fe);
 		if (!err) {
 			pr_debug("swept service %s",
 				 nm_frontend_str(&svc->fe, fes, sizeof(fes)));

@@ -23,9 +23,39 @@
 /* Backends of one service, bounded by the u16 backend_count. */
 #define NM_SVC_BACKENDS_MAX 65535
 
+/*
+ * What an upsert or delete needs to know of the service maps beyond the
+ * one service entry: the lowest free svc id, Maglev table and backend
+ * ids, and the backends each service owns. Filled by one scan of
+ * nm_services_v1 and nm_backends_v1 under the pin-root lock at first
+ * use, then kept up to date by the writes made through it. It is filled
+ * again when nm_config_v2's svc_gen shows that another writer
+ * (nodemeshctl, another process) wrote since, or when a failed write
+ * left the maps in doubt. Not thread-safe: its user serialises calls.
+ */
+struct nm_svc_index;
+
+/* Sized from @maps->cfg; empty until its first use. */
+int nm_svc_index_new(const struct nm_maps *maps, struct nm_svc_index **out);
+void nm_svc_index_free(struct nm_svc_index *idx);
+/*
+ * Compare @idx with a fresh scan of the maps (under the lock): 0 when
+ * they agree, -EUCLEAN (the first difference logged) when not, -ESTALE
+ * when @idx is not filled or another writer wrote since its last use.
+ */
+int nm_svc_index_check(struct nm_maps *maps, struct nm_svc_index *idx);
+
+/* @idx NULL: a scan of the maps for this call only (one-shot tools). */
+int nm_svc_upsert_idx(struct nm_maps *maps, struct nm_svc_index *idx,
+		      const struct nm_frontend *fe,
+		      const struct nm_backend_spec *be, size_t n, __u8 algo);
+/* -ENOENT when the service does not exist. */
+int nm_svc_delete_idx(struct nm_maps *maps, struct nm_svc_index *idx,
+		      const struct nm_frontend *fe);
+
+/* The same with a scan per call. */
 int nm_svc_upsert(struct nm_maps *maps, const struct nm_frontend *fe,
 		  const struct nm_backend_spec *be, size_t n, __u8 algo);
-/* -ENOENT when the service does not exist. */
 int nm_svc_delete(struct nm_maps *maps, const struct nm_frontend *fe);
 
 struct nm_svc_backend {

@@ -5,7 +5,12 @@
 
 #include "common.h"
 
-#define NM_BACKENDS_MAX 65536
+/*
+ * Size of nm_backends_v1 (backend ids 1..N) unless the loader is told
+ * otherwise (--backends-max); the pinned size is in nm_config_v2.
+ */
+#define NM_BACKENDS_MAX_DEFAULT 262144
+#define NM_BACKENDS_MAX_LIMIT (1U << 24) /* largest size accepted */
 
 enum nm_backend_state {
 	NM_BE_ACTIVE = 0, /* in the Maglev table, takes new flows */

@@ -33,7 +33,7 @@
 #define NM_MAP_REVNAT "nm_revnat_v1"
 #define NM_MAP_CT "nm_ct_v1"
 #define NM_MAP_METRICS "nm_metrics_v1"
-#define NM_MAP_CONFIG "nm_config_v1"
+#define NM_MAP_CONFIG "nm_config_v2"
 #define NM_MAP_IPCACHE "nm_ipcache_v1"
 #define NM_MAP_ENDPOINTS "nm_endpoints_v1"
 #define NM_MAP_POLICY "nm_policy_v1"

@@ -5,7 +5,12 @@
 
 #include "common.h"
 
-#define NM_SERVICES_MAX 4096
+/*
+ * Size of nm_services_v1 and nm_revnat_v1 (svc ids 1..N) unless the loader
+ * is told otherwise (--services-max); the pinned size is in nm_config_v2.
+ */
+#define NM_SERVICES_MAX_DEFAULT 16384
+#define NM_SERVICES_MAX_LIMIT (1U << 20) /* largest size accepted */
 
 /* Load-balancing algorithm of a service. */
 enum nm_lb_algo {

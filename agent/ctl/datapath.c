@@ -54,6 +54,14 @@ int cmd_attach(int argc, char **argv)
 		} else if ((ret = match_opt(argc, argv, &i, "--ct-max", &v))) {
 			dst = &opts.ct_max;
 			what = "--ct-max";
+		} else if ((ret = match_opt(argc, argv, &i, "--services-max",
+					    &v))) {
+			dst = &opts.services_max;
+			what = "--services-max";
+		} else if ((ret = match_opt(argc, argv, &i, "--backends-max",
+					    &v))) {
+			dst = &opts.backends_max;
+			what = "--backends-max";
 		}
 		if (ret < 0) {
 			err = ret;
@@ -95,8 +103,9 @@ int cmd_attach(int argc, char **argv)
 	if (opt_json) {
 		printf("{\"pin_root\":");
 		json_str(dp->pin_root);
-		printf(",\"maglev_m\":%u,\"maglev_tables\":%u,\"ct_max\":%u,\"attached\":[",
-		       dp->cfg.maglev_m, dp->cfg.maglev_tables, dp->ct_max);
+		printf(",\"maglev_m\":%u,\"maglev_tables\":%u,\"ct_max\":%u,\"services_max\":%u,\"backends_max\":%u,\"attached\":[",
+		       dp->cfg.maglev_m, dp->cfg.maglev_tables, dp->ct_max,
+		       dp->cfg.services_max, dp->cfg.backends_max);
 	}
 	for (i = 0; i < n; i++) {
 		__u32 from_id = 0, to_id = 0;

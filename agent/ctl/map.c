@@ -344,13 +344,15 @@ static int dump_metrics(struct nm_maps *maps)
 static int dump_config(struct nm_maps *maps)
 {
 	if (opt_json)
-		printf("{\"maglev_m\":%u,\"maglev_tables\":%u,\"abi_version\":%u}\n",
+		printf("{\"maglev_m\":%u,\"maglev_tables\":%u,\"abi_version\":%u,\"services_max\":%u,\"backends_max\":%u,\"ct_max\":%u}\n",
 		       maps->cfg.maglev_m, maps->cfg.maglev_tables,
-		       maps->cfg.abi_version);
+		       maps->cfg.abi_version, maps->cfg.services_max,
+		       maps->cfg.backends_max, maps->cfg.ct_max);
 	else
-		printf("maglev_m %u\nmaglev_tables %u\nabi_version %u\n",
+		printf("maglev_m %u\nmaglev_tables %u\nabi_version %u\nservices_max %u\nbackends_max %u\nct_max %u\n",
 		       maps->cfg.maglev_m, maps->cfg.maglev_tables,
-		       maps->cfg.abi_version);
+		       maps->cfg.abi_version, maps->cfg.services_max,
+		       maps->cfg.backends_max, maps->cfg.ct_max);
 	return 0;
 }
 

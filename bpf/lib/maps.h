@@ -26,7 +26,7 @@
 /* Frontends, written by the agent. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, NM_SERVICES_MAX);
+	__uint(max_entries, NM_SERVICES_MAX_DEFAULT);
 	__type(key, struct nm_svc_key);
 	__type(value, struct nm_svc_val);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
@@ -36,7 +36,7 @@ struct {
 /* Backends by id, written by the agent. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, NM_BACKENDS_MAX);
+	__uint(max_entries, NM_BACKENDS_MAX_DEFAULT);
 	__type(key, struct nm_backend_key);
 	__type(value, struct nm_backend_val);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
@@ -59,7 +59,7 @@ struct {
 /* rev-NAT id -> frontend, written by the agent. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, NM_SERVICES_MAX);
+	__uint(max_entries, NM_SERVICES_MAX_DEFAULT);
 	__type(key, struct nm_revnat_key);
 	__type(value, struct nm_revnat_val);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
@@ -94,7 +94,7 @@ struct {
 	__type(key, __u32);
 	__type(value, struct nm_config_val);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} nm_config_v1 SEC(".maps");
+} nm_config_v2 SEC(".maps");
 
 NM_ASSERT_SIZE(struct nm_maglev_key, sizeof(__u32));
 NM_ASSERT_SIZE(struct nm_metrics_key, sizeof(__u32));
