@@ -8,16 +8,20 @@
 #include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "agent/config.h"
 #include "agent/kvstore.h"
+#include "agent/maglev.h"
 #include "agent/state.h"
 #include "agent/ywalk.h"
+#include "maps/backend.h"
 #include "maps/common.h"
 #include "maps/identity.h"
+#include "maps/service.h"
 
 #define IFNAME_MAX 15 /* IFNAMSIZ - 1 */
 
@@ -365,6 +369,97 @@ static int parse_prefix(struct nm_yw *w, const yaml_node_t *n, char **out)
 	return *out ? 0 : nm_yw_oom(w, n);
 }
 
+/* The datapath's load-time sizes, each optional. */
+enum {
+	D_MAGLEV_M,
+	D_MAGLEV_TABLES,
+	D_SERVICES_MAX,
+	D_BACKENDS_MAX,
+	D_CT_MAX,
+	D_NUM,
+};
+
+static const char *const datapath_names[D_NUM] = {
+	[D_MAGLEV_M] = "maglev_m",
+	[D_MAGLEV_TABLES] = "maglev_tables",
+	[D_SERVICES_MAX] = "services_max",
+	[D_BACKENDS_MAX] = "backends_max",
+	[D_CT_MAX] = "ct_max",
+};
+
+/* The loader's own bounds (agent/loader.c), refused here with a line. */
+static const __u64 datapath_min[D_NUM] = {
+	[D_MAGLEV_M] = NM_MAGLEV_M_MIN,
+	[D_MAGLEV_TABLES] = NM_MAGLEV_TABLES_MIN,
+	[D_SERVICES_MAX] = 1,
+	[D_BACKENDS_MAX] = 1,
+	[D_CT_MAX] = 1,
+};
+
+static const __u64 datapath_max[D_NUM] = {
+	[D_MAGLEV_M] = NM_MAGLEV_M_MAX,
+	[D_MAGLEV_TABLES] = NM_MAGLEV_ENTRIES_MAX / NM_MAGLEV_M_MIN,
+	[D_SERVICES_MAX] = NM_SERVICES_MAX_LIMIT,
+	[D_BACKENDS_MAX] = NM_BACKENDS_MAX_LIMIT,
+	[D_CT_MAX] = UINT32_MAX, /* the loader has no tighter bound */
+};
+
+static int parse_datapath(struct nm_yw *w, const yaml_node_t *map,
+			  struct nm_datapath_conf *d)
+{
+	__u32 *const dst[D_NUM] = {
+		[D_MAGLEV_M] = &d->maglev_m,
+		[D_MAGLEV_TABLES] = &d->maglev_tables,
+		[D_SERVICES_MAX] = &d->services_max,
+		[D_BACKENDS_MAX] = &d->backends_max,
+		[D_CT_MAX] = &d->ct_max,
+	};
+	char path[NM_YW_PATH_LEN], why[128];
+	yaml_node_t *v[D_NUM];
+	__u64 n;
+	int i, ret;
+
+	ret = nm_yw_fields(w, map, "datapath", datapath_names, D_NUM, v);
+	if (ret)
+		return ret;
+	for (i = 0; i < D_NUM; i++) {
+		if (!v[i])
+			continue;
+		join(path, "datapath", datapath_names[i]);
+		ret = nm_yw_uint(w, v[i], path, datapath_min[i],
+				 datapath_max[i], &n);
+		if (ret)
+			return ret;
+		*dst[i] = (__u32)n;
+	}
+	if (d->maglev_m && nm_maglev_check_m(d->maglev_m, why, sizeof(why)))
+		return nm_yw_fail(w, v[D_MAGLEV_M], "datapath.maglev_m: %s",
+				  why);
+	/* With M left out, the loader checks against the pinned M. */
+	if (d->maglev_m && d->maglev_tables &&
+	    (__u64)d->maglev_tables * d->maglev_m > NM_MAGLEV_ENTRIES_MAX)
+		return nm_yw_fail(
+			w, v[D_MAGLEV_TABLES],
+			"datapath.maglev_tables %u x maglev_m %u is more than %u Maglev slots",
+			d->maglev_tables, d->maglev_m, NM_MAGLEV_ENTRIES_MAX);
+	return 0;
+}
+
+static int get_socket(struct nm_yw *w, const yaml_node_t *n, char **out)
+{
+	int ret;
+
+	ret = get_path(w, n, "api_socket", out);
+	if (ret)
+		return ret;
+	if (strlen(*out) > NM_CONFIG_SOCKET_PATH_MAX)
+		return nm_yw_fail(
+			w, n,
+			"api_socket is longer than %u bytes (a unix socket path)",
+			NM_CONFIG_SOCKET_PATH_MAX);
+	return 0;
+}
+
 static int strdup_default(char **out, const char *def)
 {
 	if (*out)
@@ -383,6 +478,8 @@ enum {
 	C_KV_PREFIX,
 	C_HEARTBEAT,
 	C_REMOTE_DIR,
+	C_API_SOCKET,
+	C_DATAPATH,
 	C_NUM,
 };
 
@@ -396,6 +493,8 @@ static const char *const config_names[C_NUM] = {
 	[C_KV_PREFIX] = "kvstore_prefix",
 	[C_HEARTBEAT] = "heartbeat_bound_ms",
 	[C_REMOTE_DIR] = "remote_clusters_dir",
+	[C_API_SOCKET] = "api_socket",
+	[C_DATAPATH] = "datapath",
 };
 
 static int config_walk(struct nm_yw *w, const yaml_node_t *root,
@@ -466,6 +565,16 @@ static int config_walk(struct nm_yw *w, const yaml_node_t *root,
 			return ret;
 		c->heartbeat_bound_ms = (__u32)n;
 	}
+	if (v[C_API_SOCKET]) {
+		ret = get_socket(w, v[C_API_SOCKET], &c->api_socket);
+		if (ret)
+			return ret;
+	}
+	if (v[C_DATAPATH]) {
+		ret = parse_datapath(w, v[C_DATAPATH], &c->datapath);
+		if (ret)
+			return ret;
+	}
 	if (strdup_default(&c->pin_root, NM_PIN_ROOT_DEFAULT) ||
 	    strdup_default(&c->state_dir, NM_STATE_DIR_DEFAULT) ||
 	    strdup_default(&c->kv_prefix, NM_KV_PREFIX_DEFAULT))
@@ -525,6 +634,7 @@ void nm_config_free(struct nm_agent_config *c)
 	free(c->interfaces);
 	free(c->kv_prefix);
 	free(c->remote_clusters_dir);
+	free(c->api_socket);
 	memset(c, 0, sizeof(*c));
 }
 

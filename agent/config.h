@@ -22,6 +22,16 @@
  *   kvstore_prefix: nodemesh/               # default
  *   heartbeat_bound_ms: 3000                # default, 1000..600000
  *   remote_clusters_dir: /etc/nodemesh/clusters.d   # default none
+ *   api_socket: /run/nodemesh/agent.sock    # default <state_dir>/agent.sock
+ *   datapath:                               # optional, every field too
+ *     maglev_m: 16381                       # prime, 7..131071
+ *     maglev_tables: 512                    # >= 2, tables x M <= 2^28
+ *     services_max: 16384                   # 1..2^20
+ *     backends_max: 262144                  # 1..2^24
+ *     ct_max: 262144                        # >= 1
+ *
+ * A datapath size left out is what the pinned maps were created with, or
+ * the loader's default on a first load; one given must equal the pins.
  *
  * Remote cluster file <dir>/<name>.yaml (or .yml): name, id, endpoints,
  * ca_file, cert_file, key_file, username, password_file, flat, with the
@@ -43,6 +53,18 @@
 #define NM_HEARTBEAT_BOUND_DEFAULT_MS 3000
 #define NM_HEARTBEAT_BOUND_MIN_MS 1000 /* heartbeats come every second */
 #define NM_HEARTBEAT_BOUND_MAX_MS 600000
+
+/* unix(7): sun_path holds 107 bytes and the NUL. */
+#define NM_CONFIG_SOCKET_PATH_MAX 107
+
+/* Load-time sizes of the datapath (struct nm_load_opts); 0: not given. */
+struct nm_datapath_conf {
+	__u32 maglev_m;
+	__u32 maglev_tables;
+	__u32 services_max;
+	__u32 backends_max;
+	__u32 ct_max;
+};
 
 /* How to reach one cluster's etcd. Absent optional strings are NULL. */
 struct nm_etcd_conf {
@@ -66,6 +88,8 @@ struct nm_agent_config {
 	char *kv_prefix;
 	__u32 heartbeat_bound_ms;
 	char *remote_clusters_dir; /* NULL: no remote clusters */
+	char *api_socket; /* NULL: <state_dir>/agent.sock */
+	struct nm_datapath_conf datapath;
 };
 
 struct nm_remote_cluster {

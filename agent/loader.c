@@ -25,9 +25,6 @@
 #include "maps/maglev.h"
 #include "maps/service.h"
 
-#define NM_MAGLEV_TABLES_MIN 2 /* live + spare for one service */
-#define NM_MAGLEV_ENTRIES_MAX (1U << 28) /* 1 GiB of array, a sanity bound */
-
 const char *nm_pin_root(const char *arg)
 {
 	const char *env;

@@ -13,6 +13,8 @@
 #include "maps/maglev.h"
 
 #define NM_MAGLEV_M_MIN 7
+#define NM_MAGLEV_TABLES_MIN 2 /* live + spare for one service */
+#define NM_MAGLEV_ENTRIES_MAX (1U << 28) /* 1 GiB of array, a sanity bound */
 
 struct nm_maglev_backend {
 	__u32 id; /* backend id written to the slots, never 0 */

@@ -8,8 +8,10 @@
  *
  * The datapath: if the maps are not pinned under the pin root yet, the
  * agent loads the datapath itself (maps created and pinned, as
- * 'nodemeshctl attach' does) and attaches it to the config's interfaces;
- * if they are, it uses them as they are.
+ * 'nodemeshctl attach' does, sized by the config's datapath:) and attaches
+ * it to the config's interfaces; if they are, it uses them as they are,
+ * but sizes the config gives are first checked against the pins by the
+ * loader, and a mismatch stops the agent.
  *
  * SIGTERM/SIGINT: stop the mirrors (mirrored entries stay in the maps for
  * the next start to sweep), revoke the lease so this node's records vanish
@@ -609,7 +611,8 @@ static void usage(FILE *f)
 		"                     pods (default: the first non-loopback IPv4 address)\n"
 		"  --pod-cidr CIDR    a pod CIDR of this node, published in its node\n"
 		"                     record (repeatable, up to %d)\n"
-		"  --socket PATH      status API socket (default: <state_dir>/%s)\n"
+		"  --socket PATH      status API socket (default: the config's\n"
+		"                     api_socket, else <state_dir>/%s)\n"
 		"  --lease-ttl S      lease TTL in seconds, 3..3600 (default %d)\n"
 		"  -v                 more log output (repeat for debug)\n",
 		POD_CIDRS_MAX, SOCKET_NAME, NM_PUBLISH_TTL_DEFAULT);
@@ -732,17 +735,37 @@ static int parse_args(int argc, char **argv, struct agent *a)
 	return 0;
 }
 
-/* Open the pinned maps, loading the datapath first if nothing is pinned. */
+static bool datapath_sized(const struct nm_datapath_conf *d)
+{
+	return d->maglev_m || d->maglev_tables || d->services_max ||
+	       d->backends_max || d->ct_max;
+}
+
+/*
+ * Open the pinned maps, loading the datapath first if nothing is pinned,
+ * there are interfaces to attach, or the config gives sizes: the loader
+ * refuses sizes other than the pins' (it says which), so the agent never
+ * runs with maps of other sizes than its config asks for.
+ */
 static int open_maps(struct agent *a)
 {
-	struct nm_load_opts lo = { .pin_root = a->cfg.pin_root };
+	const struct nm_datapath_conf *d = &a->cfg.datapath;
+	struct nm_load_opts lo = {
+		.pin_root = a->cfg.pin_root,
+		.maglev_m = d->maglev_m,
+		.maglev_tables = d->maglev_tables,
+		.ct_max = d->ct_max,
+		.services_max = d->services_max,
+		.backends_max = d->backends_max,
+	};
 	struct nm_datapath *dp = NULL;
 	char path[PATH_MAX];
 	size_t i;
 	int ret;
 
 	snprintf(path, sizeof(path), "%s/%s", a->cfg.pin_root, NM_MAP_CONFIG);
-	if (access(path, F_OK) == 0 && !a->cfg.n_interfaces)
+	if (access(path, F_OK) == 0 && !a->cfg.n_interfaces &&
+	    !datapath_sized(d))
 		return nm_maps_open(a->cfg.pin_root, &a->maps);
 	/* Loading reuses pinned maps, so this is also right after a restart. */
 	ret = nm_datapath_load(&lo, &dp);
@@ -1057,7 +1080,9 @@ int main(int argc, char **argv)
 	ret = start_local(&a);
 	if (ret)
 		goto out_stop;
-	if (!a.sock_path) {
+	if (!a.sock_path && a.cfg.api_socket) {
+		a.sock_path = a.cfg.api_socket;
+	} else if (!a.sock_path) {
 		snprintf(sock, sizeof(sock), "%s/%s", a.st.dir, SOCKET_NAME);
 		a.sock_path = sock;
 	}

@@ -32,7 +32,7 @@ EP_B=10.2.0.7 # node-b's pod (west)
 [ -x "$AGENT" ] || nm_skip_all "$AGENT not built (make all)"
 command -v etcd >/dev/null && command -v etcdctl >/dev/null ||
 	nm_skip_all "etcd or etcdctl missing (scripts/deps.sh)"
-nm_e2e_start "nm-agent-$$" 13
+nm_e2e_start "nm-agent-$$" 14
 
 PIN_A="$PIN_ROOT-a"
 PIN_B="$PIN_ROOT-b"
@@ -159,6 +159,23 @@ t_start() {
 	[ -n "$ID_A" ] && [ -n "$ID_B" ]
 }
 nm_test "both agents start, serve status, and pods register" t_start
+
+# node-a's pins have the default Maglev M (16381); a config asking for
+# another is refused by the loader before anything is touched.
+t_pinned_size_mismatch() {
+	local out rc
+	config "$WORK/a-sized.yaml" east 1 "$EAST" "$PIN_A" \
+		"$WORK/state-sized" "$DIR_A"
+	printf 'datapath:\n  maglev_m: 7\n' >>"$WORK/a-sized.yaml"
+	out=$(timeout 30 "$AGENT" --config "$WORK/a-sized.yaml" --node node-x \
+		--node-ip 192.168.77.9 2>&1)
+	rc=$?
+	echo "exit $rc: $out"
+	[ "$rc" -eq 1 ] &&
+		grep -q "Maglev table size 7 asked, pinned maps have 16381" <<<"$out"
+}
+nm_test "datapath sizes other than the pins' stop the agent (exit 1)" \
+	t_pinned_size_mismatch
 
 t_remote_ipcache_b() {
 	if ! nm_wait_for 15 has_ipcache b "$EP_A" "$ID_A" "$IP_A"; then

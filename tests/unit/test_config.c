@@ -49,6 +49,12 @@ static void test_full_config(void **state)
 	assert_string_equal(c.kv_prefix, "mesh/prod/");
 	assert_int_equal(c.heartbeat_bound_ms, 5000);
 	assert_string_equal(c.remote_clusters_dir, "/etc/nodemesh/clusters.d");
+	assert_string_equal(c.api_socket, "/run/nodemesh/east.sock");
+	assert_int_equal(c.datapath.maglev_m, 65537);
+	assert_int_equal(c.datapath.maglev_tables, 1024);
+	assert_int_equal(c.datapath.services_max, 1000);
+	assert_int_equal(c.datapath.backends_max, 50000);
+	assert_int_equal(c.datapath.ct_max, 524288);
 	nm_config_free(&c);
 }
 
@@ -69,6 +75,45 @@ static void test_minimal_config_defaults(void **state)
 	assert_int_equal(c.heartbeat_bound_ms, 3000);
 	assert_int_equal(c.n_interfaces, 0);
 	assert_null(c.remote_clusters_dir);
+	/* No socket: <state_dir>/agent.sock; no sizes: the pins' or defaults. */
+	assert_null(c.api_socket);
+	assert_int_equal(c.datapath.maglev_m, 0);
+	assert_int_equal(c.datapath.maglev_tables, 0);
+	assert_int_equal(c.datapath.services_max, 0);
+	assert_int_equal(c.datapath.backends_max, 0);
+	assert_int_equal(c.datapath.ct_max, 0);
+	nm_config_free(&c);
+}
+
+/* 107 bytes: the longest unix socket path. */
+#define SOCK_107         \
+	"/run/nodemesh/" \
+	"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+
+/* Each size stands alone, at its bounds; the others stay unset. */
+static void test_datapath_bounds(void **state)
+{
+	static const char yaml[] =
+		"cluster: east\ncluster_id: 1\n"
+		"etcd:\n  endpoints: [http://127.0.0.1:2379]\n"
+		"api_socket: " SOCK_107 "\n"
+		"datapath:\n"
+		"  maglev_m: 131071\n"
+		"  maglev_tables: 2048\n"
+		"  ct_max: 4294967295\n";
+	struct nm_agent_config c;
+	struct nm_error err;
+
+	(void)state;
+	assert_int_equal(strlen(SOCK_107), 107);
+	if (nm_config_parse(yaml, strlen(yaml), "a.yaml", &c, &err))
+		fail_msg("refused: %s:%u: %s", err.file, err.line, err.reason);
+	assert_string_equal(c.api_socket, SOCK_107);
+	assert_int_equal(c.datapath.maglev_m, 131071);
+	assert_int_equal(c.datapath.maglev_tables, 2048);
+	assert_int_equal(c.datapath.services_max, 0);
+	assert_int_equal(c.datapath.backends_max, 0);
+	assert_int_equal(c.datapath.ct_max, 4294967295U);
 	nm_config_free(&c);
 }
 
@@ -124,6 +169,8 @@ struct bad_file {
 
 #define HEAD "cluster: east\ncluster_id: 1\n"
 #define ETCD "etcd:\n  endpoints: [http://127.0.0.1:2379]\n"
+/* datapath: is on line 5, its first field on line 6. */
+#define DP HEAD ETCD "datapath:\n"
 
 static const struct bad_file bad_files[] = {
 	/* agent config */
@@ -230,6 +277,59 @@ static const struct bad_file bad_files[] = {
 	{ "root_is_list", false, "a.yaml", "- cluster: east\n", 1,
 	  "the document must be a mapping, got a sequence" },
 	{ "empty_file", false, "a.yaml", "", 0, "empty file" },
+	{ "datapath_not_mapping", false, "a.yaml",
+	  HEAD ETCD "datapath: 16381\n", 5,
+	  "datapath must be a mapping, got an integer" },
+	{ "datapath_unknown_field", false, "a.yaml",
+	  DP "  maglev_m: 16381\n  conntrack_max: 1000\n", 7,
+	  "unknown field 'conntrack_max' in datapath" },
+	{ "datapath_duplicate_field", false, "a.yaml",
+	  DP "  ct_max: 1000\n  ct_max: 2000\n", 7,
+	  "duplicate field 'ct_max' in datapath" },
+	{ "maglev_m_not_prime", false, "a.yaml", DP "  maglev_m: 16383\n", 6,
+	  "datapath.maglev_m: bad Maglev table size 16383: must be prime (3 x 5461)" },
+	{ "maglev_m_zero", false, "a.yaml", DP "  maglev_m: 0\n", 6,
+	  "datapath.maglev_m must be 7..131071, got 0" },
+	{ "maglev_m_too_big", false, "a.yaml", DP "  maglev_m: 131101\n", 6,
+	  "datapath.maglev_m must be 7..131071, got 131101" },
+	{ "maglev_m_quoted", false, "a.yaml", DP "  maglev_m: \"16381\"\n", 6,
+	  "datapath.maglev_m must be an integer, got a string" },
+	{ "maglev_tables_one", false, "a.yaml", DP "  maglev_tables: 1\n", 6,
+	  "datapath.maglev_tables must be 2..38347922, got 1" },
+	{ "maglev_tables_negative", false, "a.yaml",
+	  DP "  maglev_tables: -512\n", 6,
+	  "datapath.maglev_tables must be a decimal number 2..38347922, got '-512'" },
+	{ "maglev_tables_times_m", false, "a.yaml",
+	  DP "  maglev_m: 131071\n  maglev_tables: 4096\n", 7,
+	  "datapath.maglev_tables 4096 x maglev_m 131071 is more than 268435456 Maglev slots" },
+	{ "services_max_zero", false, "a.yaml", DP "  services_max: 0\n", 6,
+	  "datapath.services_max must be 1..1048576, got 0" },
+	{ "services_max_too_big", false, "a.yaml",
+	  DP "  services_max: 1048577\n", 6,
+	  "datapath.services_max must be 1..1048576, got 1048577" },
+	{ "backends_max_negative", false, "a.yaml", DP "  backends_max: -1\n",
+	  6,
+	  "datapath.backends_max must be a decimal number 1..16777216, got '-1'" },
+	{ "backends_max_too_big", false, "a.yaml",
+	  DP "  backends_max: 16777217\n", 6,
+	  "datapath.backends_max must be 1..16777216, got 16777217" },
+	{ "backends_max_float", false, "a.yaml", DP "  backends_max: 1e6\n", 6,
+	  "datapath.backends_max must be an integer, got a float" },
+	{ "ct_max_zero", false, "a.yaml", DP "  ct_max: 0\n", 6,
+	  "datapath.ct_max must be 1..4294967295, got 0" },
+	{ "ct_max_negative", false, "a.yaml", DP "  ct_max: -262144\n", 6,
+	  "datapath.ct_max must be a decimal number 1..4294967295, got '-262144'" },
+	{ "ct_max_too_big", false, "a.yaml", DP "  ct_max: 4294967296\n", 6,
+	  "datapath.ct_max must be 1..4294967295, got 4294967296" },
+	{ "api_socket_relative", false, "a.yaml",
+	  HEAD ETCD "api_socket: run/agent.sock\n", 5,
+	  "api_socket 'run/agent.sock' must be an absolute path" },
+	{ "api_socket_too_long", false, "a.yaml",
+	  HEAD ETCD "api_socket: " SOCK_107 "a\n", 5,
+	  "api_socket is longer than 107 bytes (a unix socket path)" },
+	{ "api_socket_not_string", false, "a.yaml",
+	  HEAD ETCD "api_socket: 42\n", 5,
+	  "api_socket must be a string, got an integer" },
 	/* remote cluster files */
 	{ "remote_name_mismatch", true, "d/west.yaml",
 	  "name: north\nid: 2\nendpoints: [http://h:1]\n", 1,
@@ -451,6 +551,7 @@ int main(void)
 	static const struct CMUnitTest fixed[] = {
 		cmocka_unit_test(test_full_config),
 		cmocka_unit_test(test_minimal_config_defaults),
+		cmocka_unit_test(test_datapath_bounds),
 		cmocka_unit_test(test_missing_file),
 		cmocka_unit_test(test_remote_file),
 		cmocka_unit_test(test_dir_load_bad_among_good),
