@@ -17,6 +17,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <dirent.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -1385,6 +1386,56 @@ out:
  * A list stuck on a frozen etcd: stop still returns promptly (the thread
  * is left to finish on its own) and the sink hears nothing afterwards.
  */
+/*
+ * kill(SIGSTOP) returns before every thread of the target has stopped; a
+ * thread still running could answer one more request. Wait until all
+ * tasks of @pid show state T.
+ */
+static bool wait_stopped(pid_t pid)
+{
+	char path[320], buf[512];
+	int tries, running;
+
+	for (tries = 0; tries < 200; tries++) {
+		struct dirent *de;
+		DIR *d;
+
+		snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+		d = opendir(path);
+		if (!d)
+			return false;
+		running = 0;
+		while ((de = readdir(d))) {
+			char *st;
+			ssize_t n;
+			int fd;
+
+			if (de->d_name[0] == '.')
+				continue;
+			snprintf(path, sizeof(path), "/proc/%d/task/%s/stat",
+				 (int)pid, de->d_name);
+			fd = open(path, O_RDONLY);
+			if (fd < 0)
+				continue; /* the task just exited */
+			n = read(fd, buf, sizeof(buf) - 1);
+			close(fd);
+			if (n <= 0)
+				continue;
+			buf[n] = '\0';
+			/* "pid (comm) S ...": comm may hold spaces, so
+			 * the state follows the last ')'. */
+			st = strrchr(buf, ')');
+			if (!st || st[1] != ' ' || st[2] != 'T')
+				running++;
+		}
+		closedir(d);
+		if (!running)
+			return true;
+		sleep_ms(10);
+	}
+	return false;
+}
+
 static void test_stop_while_list_hangs(void)
 {
 	struct nm_kv_ctx ctx = { .prefix = "nodemesh/",
@@ -1408,6 +1459,8 @@ static void test_stop_while_list_hangs(void)
 	if (!ASSERT_OK(kill(s.pid, SIGSTOP), "freeze etcd"))
 		goto out;
 	frozen = true;
+	if (!ASSERT_TRUE(wait_stopped(s.pid), "every etcd thread stopped"))
+		goto out;
 	cfg = plain(s.url);
 	m = start_mirror(&cfg, ctx.prefix, 0, &sink);
 	if (!m)
