@@ -587,7 +587,7 @@ int nm_config_parse(const char *buf, size_t len, const char *file,
 {
 	struct nm_agent_config c = { 0 };
 	yaml_document_t doc;
-	struct nm_yw w;
+	struct nm_yw w = { 0 };
 	int ret;
 
 	ret = nm_yw_load(buf, len, file, &doc, err);
@@ -707,7 +707,7 @@ int nm_remote_parse(const char *buf, size_t len, const char *file,
 {
 	struct nm_remote_cluster r = { 0 };
 	yaml_document_t doc;
-	struct nm_yw w;
+	struct nm_yw w = { 0 };
 	int ret;
 
 	ret = nm_yw_load(buf, len, file, &doc, err);

@@ -5,14 +5,11 @@
  * returned unless every document of the input is good.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
-#include <sys/stat.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
 #include <yaml.h>
@@ -20,6 +17,7 @@
 #include "agent/labels.h"
 #include "agent/parse.h"
 #include "agent/policy.h"
+#include "agent/ywalk.h"
 
 /* A policy file is a handful of documents; refuse anything absurd. */
 #define NM_POLICY_FILE_MAX (16U << 20)
@@ -28,26 +26,8 @@
 #define NM_DNS_SUBDOMAIN_MAX 253
 
 struct pctx {
-	yaml_document_t *doc;
+	struct nm_yw yw;
 	const char *file;
-	struct nm_error *err;
-};
-
-/* What a node is, as the YAML 1.2 core schema resolves a plain scalar. */
-enum ytype {
-	Y_NULL,
-	Y_BOOL,
-	Y_INT,
-	Y_FLOAT,
-	Y_STR,
-	Y_MAP,
-	Y_SEQ,
-};
-
-static const char *const ytype_names[] = {
-	[Y_NULL] = "null",    [Y_BOOL] = "boolean", [Y_INT] = "integer",
-	[Y_FLOAT] = "float",  [Y_STR] = "string",   [Y_MAP] = "mapping",
-	[Y_SEQ] = "sequence",
 };
 
 static const char *const spec_kinds[NM_RULE_KINDS] = {
@@ -67,42 +47,9 @@ const char *nm_error_str(const struct nm_error *err, char *buf, size_t len)
 	return buf;
 }
 
-static unsigned int node_line(const yaml_node_t *n)
-{
-	return n ? (unsigned int)n->start_mark.line + 1 : 0;
-}
-
-__attribute__((format(printf, 3, 4))) static int
-fail(struct pctx *c, const yaml_node_t *n, const char *fmt, ...)
-{
-	va_list ap;
-
-	c->err->line = node_line(n);
-	va_start(ap, fmt);
-	vsnprintf(c->err->reason, sizeof(c->err->reason), fmt, ap);
-	va_end(ap);
-	return -EINVAL;
-}
-
-static int oom(struct pctx *c, const yaml_node_t *n)
-{
-	fail(c, n, "failed to allocate memory for the policy: %s",
-	     strerror(ENOMEM));
-	return -ENOMEM;
-}
-
 static const char *scalar(const yaml_node_t *n)
 {
 	return (const char *)n->data.scalar.value;
-}
-
-static bool in_list(const char *s, const char *const *list)
-{
-	for (; *list; list++) {
-		if (!strcmp(s, *list))
-			return true;
-	}
-	return false;
 }
 
 static bool all_digits(const char *s, const char *set)
@@ -116,134 +63,6 @@ static bool all_digits(const char *s, const char *set)
 	return true;
 }
 
-static bool is_int(const char *s)
-{
-	if (*s == '-' || *s == '+')
-		s++;
-	if (s[0] == '0' && s[1] == 'x')
-		return all_digits(s + 2, "0123456789abcdefABCDEF");
-	if (s[0] == '0' && s[1] == 'o')
-		return all_digits(s + 2, "01234567");
-	return all_digits(s, "0123456789");
-}
-
-/* [-+]? (d+ (. d*)? | . d+) ([eE] [-+]? d+)?, or .inf / .nan. */
-static bool is_float(const char *s)
-{
-	static const char *const special[] = { ".inf", ".Inf", ".INF", ".nan",
-					       ".NaN", ".NAN", NULL };
-	size_t digits = 0;
-
-	if (*s == '-' || *s == '+')
-		s++;
-	if (in_list(s, special))
-		return true;
-	for (; *s >= '0' && *s <= '9'; s++)
-		digits++;
-	if (*s == '.') {
-		for (s++; *s >= '0' && *s <= '9'; s++)
-			digits++;
-	}
-	if (!digits)
-		return false;
-	if (*s == 'e' || *s == 'E') {
-		s++;
-		if (*s == '-' || *s == '+')
-			s++;
-		return all_digits(s, "0123456789");
-	}
-	return !*s;
-}
-
-static enum ytype node_type(const yaml_node_t *n)
-{
-	static const char *const nulls[] = { "",     "~",    "null",
-					     "Null", "NULL", NULL };
-	/* YAML 1.2: yes/no/on/off/y/n are strings ("Norway" stays "NO"). */
-	static const char *const bools[] = { "true",  "True",  "TRUE", "false",
-					     "False", "FALSE", NULL };
-	const char *tag = (const char *)n->tag;
-	const char *v;
-
-	if (n->type == YAML_MAPPING_NODE)
-		return Y_MAP;
-	if (n->type == YAML_SEQUENCE_NODE)
-		return Y_SEQ;
-	/* An explicit tag decides; quoted and block scalars are strings. */
-	if (tag && strcmp(tag, YAML_DEFAULT_SCALAR_TAG)) {
-		if (!strcmp(tag, YAML_NULL_TAG))
-			return Y_NULL;
-		if (!strcmp(tag, YAML_BOOL_TAG))
-			return Y_BOOL;
-		if (!strcmp(tag, YAML_INT_TAG))
-			return Y_INT;
-		if (!strcmp(tag, YAML_FLOAT_TAG))
-			return Y_FLOAT;
-		return Y_STR;
-	}
-	if (n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
-		return Y_STR;
-	v = scalar(n);
-	if (in_list(v, nulls))
-		return Y_NULL;
-	if (in_list(v, bools))
-		return Y_BOOL;
-	if (is_int(v))
-		return Y_INT;
-	if (is_float(v))
-		return Y_FLOAT;
-	return Y_STR;
-}
-
-static int expect(struct pctx *c, const yaml_node_t *n, enum ytype want,
-		  const char *path)
-{
-	enum ytype got = node_type(n);
-
-	if (got == want)
-		return 0;
-	return fail(c, n, "%s must be a %s, got %s%s", path, ytype_names[want],
-		    ytype_names[got],
-		    want == Y_STR && got <= Y_FLOAT ? " (quote it)" : "");
-}
-
-/* A string scalar, without embedded NULs. */
-static int get_str(struct pctx *c, const yaml_node_t *n, const char *path,
-		   const char **out)
-{
-	int ret = expect(c, n, Y_STR, path);
-
-	if (ret)
-		return ret;
-	if (strlen(scalar(n)) != n->data.scalar.length)
-		return fail(c, n, "%s must not contain a NUL byte", path);
-	*out = scalar(n);
-	return 0;
-}
-
-static int dup_str(struct pctx *c, const yaml_node_t *n, const char *path,
-		   char **out)
-{
-	const char *s;
-	int ret = get_str(c, n, path, &s);
-
-	if (ret)
-		return ret;
-	*out = strdup(s);
-	return *out ? 0 : oom(c, n);
-}
-
-static size_t seq_len(const yaml_node_t *n)
-{
-	return (size_t)(n->data.sequence.items.top -
-			n->data.sequence.items.start);
-}
-
-static yaml_node_t *seq_item(struct pctx *c, const yaml_node_t *n, size_t i)
-{
-	return yaml_document_get_node(c->doc, n->data.sequence.items.start[i]);
-}
-
 static size_t map_len(const yaml_node_t *n)
 {
 	return (size_t)(n->data.mapping.pairs.top -
@@ -253,12 +72,12 @@ static size_t map_len(const yaml_node_t *n)
 /* A sequence with at least one item; an empty one is a likely mistake. */
 static int expect_list(struct pctx *c, const yaml_node_t *n, const char *path)
 {
-	int ret = expect(c, n, Y_SEQ, path);
+	int ret = nm_yw_expect(&c->yw, n, NM_Y_SEQ, path);
 
 	if (ret)
 		return ret;
-	if (!seq_len(n))
-		return fail(c, n,
+	if (!nm_yw_seq_len(n))
+		return nm_yw_fail(&c->yw, n,
 			    "%s must not be empty (omit the field instead)",
 			    path);
 	return 0;
@@ -272,7 +91,7 @@ static int alloc_array(struct pctx *c, const yaml_node_t *n, void **p,
 	if (!count)
 		return 0;
 	*p = calloc(count, size);
-	return *p ? 0 : oom(c, n);
+	return *p ? 0 : nm_yw_oom(&c->yw, n);
 }
 
 /* Paths name the field in messages; an over-long one is just cut. */
@@ -297,57 +116,6 @@ static void join(char *buf, const char *path, const char *field)
 static void join_idx(char *buf, const char *path, const char *field, size_t i)
 {
 	pathf(buf, "%s.%s[%zu]", path, field, i);
-}
-
-/*
- * Match every key of mapping @map against @names: keys[i]/vals[i] get the
- * nodes of names[i], NULL when absent. Unknown and repeated keys are
- * refused, naming the key.
- */
-static int map_fields(struct pctx *c, const yaml_node_t *map, const char *path,
-		      const char *const *names, size_t n_names,
-		      yaml_node_t **keys, yaml_node_t **vals)
-{
-	const char *where = *path ? path : "the document";
-	yaml_node_pair_t *p;
-	size_t i;
-
-	for (i = 0; i < n_names; i++)
-		keys[i] = vals[i] = NULL;
-	for (p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top;
-	     p++) {
-		yaml_node_t *k = yaml_document_get_node(c->doc, p->key);
-		yaml_node_t *v = yaml_document_get_node(c->doc, p->value);
-		const char *name;
-
-		if (node_type(k) != Y_STR)
-			return fail(c, k,
-				    "field names in %s must be strings, got %s",
-				    where, ytype_names[node_type(k)]);
-		name = scalar(k);
-		for (i = 0; i < n_names; i++) {
-			if (!strcmp(names[i], name))
-				break;
-		}
-		if (i == n_names)
-			return fail(c, k, "unknown field '%.64s' in %s", name,
-				    where);
-		if (keys[i])
-			return fail(c, k, "duplicate field '%s' in %s", name,
-				    where);
-		keys[i] = k;
-		vals[i] = v;
-	}
-	return 0;
-}
-
-static int need(struct pctx *c, const yaml_node_t *map, const yaml_node_t *v,
-		const char *name, const char *path)
-{
-	if (v)
-		return 0;
-	return fail(c, map, "missing required field '%s' in %s", name,
-		    *path ? path : "the document");
 }
 
 /* Lowercase alphanumerics and '-', alphanumeric at both ends. */
@@ -387,16 +155,16 @@ static int check_string_map(struct pctx *c, const yaml_node_t *n,
 	const char *s;
 	int ret;
 
-	ret = expect(c, n, Y_MAP, path);
+	ret = nm_yw_expect(&c->yw, n, NM_Y_MAP, path);
 	if (ret)
 		return ret;
 	for (p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top;
 	     p++) {
-		ret = get_str(c, yaml_document_get_node(c->doc, p->key), path,
+		ret = nm_yw_str(&c->yw, yaml_document_get_node(c->yw.doc, p->key), path,
 			      &s);
 		if (ret)
 			return ret;
-		ret = get_str(c, yaml_document_get_node(c->doc, p->value), path,
+		ret = nm_yw_str(&c->yw, yaml_document_get_node(c->yw.doc, p->value), path,
 			      &s);
 		if (ret)
 			return ret;
@@ -411,13 +179,13 @@ static int label_key(struct pctx *c, const yaml_node_t *n, const char *path,
 	const char *s;
 	int ret;
 
-	ret = get_str(c, n, path, &s);
+	ret = nm_yw_str(&c->yw, n, path, &s);
 	if (ret)
 		return ret;
 	if (nm_label_key_check(s, why, sizeof(why)))
-		return fail(c, n, "%s in %s", why, path);
+		return nm_yw_fail(&c->yw, n, "%s in %s", why, path);
 	*out = strdup(s);
-	return *out ? 0 : oom(c, n);
+	return *out ? 0 : nm_yw_oom(&c->yw, n);
 }
 
 static int label_value(struct pctx *c, const yaml_node_t *n, const char *path,
@@ -427,13 +195,13 @@ static int label_value(struct pctx *c, const yaml_node_t *n, const char *path,
 	const char *s;
 	int ret;
 
-	ret = get_str(c, n, path, &s);
+	ret = nm_yw_str(&c->yw, n, path, &s);
 	if (ret)
 		return ret;
 	if (nm_label_value_check(s, why, sizeof(why)))
-		return fail(c, n, "%s in %s", why, path);
+		return nm_yw_fail(&c->yw, n, "%s in %s", why, path);
 	*out = strdup(s);
-	return *out ? 0 : oom(c, n);
+	return *out ? 0 : nm_yw_oom(&c->yw, n);
 }
 
 static int parse_op(struct pctx *c, const yaml_node_t *n, const char *path,
@@ -449,7 +217,7 @@ static int parse_op(struct pctx *c, const yaml_node_t *n, const char *path,
 	size_t i;
 	int ret;
 
-	ret = get_str(c, n, path, &s);
+	ret = nm_yw_str(&c->yw, n, path, &s);
 	if (ret)
 		return ret;
 	for (i = 0; i < sizeof(ops) / sizeof(ops[0]); i++) {
@@ -458,8 +226,8 @@ static int parse_op(struct pctx *c, const yaml_node_t *n, const char *path,
 			return 0;
 		}
 	}
-	return fail(
-		c, n,
+	return nm_yw_fail(
+		&c->yw, n,
 		"unknown operator '%.64s' in %s (expected In, NotIn, Exists or DoesNotExist)",
 		s, path);
 }
@@ -474,14 +242,11 @@ static int parse_expr(struct pctx *c, const yaml_node_t *n, const char *path,
 	size_t i, nv = 0;
 	int ret;
 
-	ret = expect(c, n, Y_MAP, path);
-	if (ret)
-		return ret;
-	ret = map_fields(c, n, path, fields, 3, keys, vals);
+	ret = nm_yw_fields_keys(&c->yw, n, path, fields, 3, keys, vals);
 	if (ret)
 		return ret;
 	for (i = 0; i < 2; i++) {
-		ret = need(c, n, vals[i], fields[i], path);
+		ret = nm_yw_need(&c->yw, n, vals[i], fields[i], path);
 		if (ret)
 			return ret;
 	}
@@ -495,18 +260,18 @@ static int parse_expr(struct pctx *c, const yaml_node_t *n, const char *path,
 		return ret;
 	join(sub, path, "values");
 	if (vals[2]) {
-		ret = expect(c, vals[2], Y_SEQ, sub);
+		ret = nm_yw_expect(&c->yw, vals[2], NM_Y_SEQ, sub);
 		if (ret)
 			return ret;
-		nv = seq_len(vals[2]);
+		nv = nm_yw_seq_len(vals[2]);
 	}
 	want_values = e->op == NM_SEL_IN || e->op == NM_SEL_NOT_IN;
 	if (want_values && !nv)
-		return fail(c, vals[2] ? vals[2] : n,
+		return nm_yw_fail(&c->yw, vals[2] ? vals[2] : n,
 			    "operator %s needs at least one value in %s",
 			    scalar(vals[1]), path);
 	if (!want_values && nv)
-		return fail(c, vals[2], "operator %s takes no values in %s",
+		return nm_yw_fail(&c->yw, vals[2], "operator %s takes no values in %s",
 			    scalar(vals[1]), path);
 	ret = alloc_array(c, n, (void **)&e->values, nv, sizeof(*e->values));
 	if (ret)
@@ -516,7 +281,7 @@ static int parse_expr(struct pctx *c, const yaml_node_t *n, const char *path,
 		char item[NM_PATH_LEN];
 
 		pathf(item, "%s[%zu]", sub, i);
-		ret = label_value(c, seq_item(c, vals[2], i), item,
+		ret = label_value(c, nm_yw_seq_item(&c->yw, vals[2], i), item,
 				  &e->values[i]);
 		if (ret)
 			return ret;
@@ -535,25 +300,22 @@ static int parse_selector(struct pctx *c, const yaml_node_t *n,
 	char sub[NM_PATH_LEN];
 	int ret;
 
-	ret = expect(c, n, Y_MAP, path);
-	if (ret)
-		return ret;
-	ret = map_fields(c, n, path, fields, 2, keys, vals);
+	ret = nm_yw_fields_keys(&c->yw, n, path, fields, 2, keys, vals);
 	if (ret)
 		return ret;
 	if (vals[0]) {
 		join(sub, path, "matchLabels");
-		ret = expect(c, vals[0], Y_MAP, sub);
+		ret = nm_yw_expect(&c->yw, vals[0], NM_Y_MAP, sub);
 		if (ret)
 			return ret;
 		n_ml = map_len(vals[0]);
 	}
 	if (vals[1]) {
 		join(sub, path, "matchExpressions");
-		ret = expect(c, vals[1], Y_SEQ, sub);
+		ret = nm_yw_expect(&c->yw, vals[1], NM_Y_SEQ, sub);
 		if (ret)
 			return ret;
-		n_me = seq_len(vals[1]);
+		n_me = nm_yw_seq_len(vals[1]);
 	}
 	ret = alloc_array(c, n, (void **)&sel->exprs, n_ml + n_me,
 			  sizeof(*sel->exprs));
@@ -564,7 +326,7 @@ static int parse_selector(struct pctx *c, const yaml_node_t *n,
 	join(sub, path, "matchLabels");
 	for (i = 0; i < n_ml; i++) {
 		yaml_node_pair_t *p = &vals[0]->data.mapping.pairs.start[i];
-		yaml_node_t *k = yaml_document_get_node(c->doc, p->key);
+		yaml_node_t *k = yaml_document_get_node(c->yw.doc, p->key);
 		struct nm_sel_expr *e = &sel->exprs[i];
 
 		ret = label_key(c, k, sub, &e->key);
@@ -572,22 +334,22 @@ static int parse_selector(struct pctx *c, const yaml_node_t *n,
 			return ret;
 		for (j = 0; j < i; j++) {
 			if (!strcmp(sel->exprs[j].key, e->key))
-				return fail(c, k, "duplicate field '%s' in %s",
+				return nm_yw_fail(&c->yw, k, "duplicate field '%s' in %s",
 					    e->key, sub);
 		}
 		e->op = NM_SEL_IN;
 		e->values = calloc(1, sizeof(*e->values));
 		if (!e->values)
-			return oom(c, k);
+			return nm_yw_oom(&c->yw, k);
 		e->n_values = 1;
-		ret = label_value(c, yaml_document_get_node(c->doc, p->value),
+		ret = label_value(c, yaml_document_get_node(c->yw.doc, p->value),
 				  sub, &e->values[0]);
 		if (ret)
 			return ret;
 	}
 	for (i = 0; i < n_me; i++) {
 		join_idx(sub, path, "matchExpressions", i);
-		ret = parse_expr(c, seq_item(c, vals[1], i), sub,
+		ret = parse_expr(c, nm_yw_seq_item(&c->yw, vals[1], i), sub,
 				 &sel->exprs[n_ml + i]);
 		if (ret)
 			return ret;
@@ -606,13 +368,13 @@ static int parse_cidr(struct pctx *c, const yaml_node_t *n, const char *path,
 	char *end;
 	int ret;
 
-	ret = get_str(c, n, path, &s);
+	ret = nm_yw_str(&c->yw, n, path, &s);
 	if (ret)
 		return ret;
 	slash = strchr(s, '/');
 	if (!slash)
-		return fail(
-			c, n,
+		return nm_yw_fail(
+			&c->yw, n,
 			"invalid CIDR '%.64s' in %s: missing prefix length (write %.18s/32 for one address)",
 			s, path, s);
 	if ((size_t)(slash - s) >= sizeof(addr_s))
@@ -622,14 +384,14 @@ static int parse_cidr(struct pctx *c, const yaml_node_t *n, const char *path,
 	if (nm_parse_ipv4(addr_s, &addr))
 		goto bad_addr;
 	if (!all_digits(slash + 1, "0123456789") || strlen(slash + 1) > 2)
-		return fail(
-			c, n,
+		return nm_yw_fail(
+			&c->yw, n,
 			"invalid CIDR '%.64s' in %s: prefix length must be a number 0..32",
 			s, path);
 	len = strtoul(slash + 1, &end, 10);
 	if (len > 32)
-		return fail(
-			c, n,
+		return nm_yw_fail(
+			&c->yw, n,
 			"invalid CIDR '%.64s' in %s: prefix length %lu is longer than 32",
 			s, path, len);
 	host = ntohl(addr);
@@ -639,10 +401,10 @@ static int parse_cidr(struct pctx *c, const yaml_node_t *n, const char *path,
 		char net_s[INET_ADDRSTRLEN];
 
 		if (!inet_ntop(AF_INET, &net, net_s, sizeof(net_s)))
-			return fail(c, n, "invalid CIDR '%.64s' in %s", s,
+			return nm_yw_fail(&c->yw, n, "invalid CIDR '%.64s' in %s", s,
 				    path);
-		return fail(
-			c, n,
+		return nm_yw_fail(
+			&c->yw, n,
 			"invalid CIDR '%.64s' in %s: host bits set, did you mean %s/%lu?",
 			s, path, net_s, len);
 	}
@@ -650,8 +412,8 @@ static int parse_cidr(struct pctx *c, const yaml_node_t *n, const char *path,
 	out->len = (__u8)len;
 	return 0;
 bad_addr:
-	return fail(
-		c, n,
+	return nm_yw_fail(
+		&c->yw, n,
 		"invalid CIDR '%.64s' in %s: address must be an IPv4 dotted quad",
 		s, path);
 }
@@ -660,23 +422,23 @@ bad_addr:
 static int parse_port(struct pctx *c, const yaml_node_t *n, const char *path,
 		      __u16 *port)
 {
-	enum ytype t = node_type(n);
+	enum nm_ytype t = nm_yw_type(n);
 	const char *s, *digits;
 	unsigned long v;
 
-	if (t != Y_INT && t != Y_STR)
-		return fail(c, n, "%s must be a port number, got %s", path,
-			    ytype_names[t]);
+	if (t != NM_Y_INT && t != NM_Y_STR)
+		return nm_yw_fail(&c->yw, n, "%s must be a port number, got %s", path,
+			    nm_yw_type_name(&c->yw, t));
 	s = scalar(n);
 	digits = *s == '-' || *s == '+' ? s + 1 : s;
 	if (!all_digits(digits, "0123456789"))
-		return fail(
-			c, n,
+		return nm_yw_fail(
+			&c->yw, n,
 			"port '%.64s' in %s is not a number 1..65535 (named ports are not supported)",
 			s, path);
 	v = strlen(digits) > 5 ? 65536 : strtoul(digits, NULL, 10);
 	if (*s == '-' || v < 1 || v > 65535)
-		return fail(c, n, "port %.64s out of range 1..65535 in %s", s,
+		return nm_yw_fail(&c->yw, n, "port %.64s out of range 1..65535 in %s", s,
 			    path);
 	*port = (__u16)v;
 	return 0;
@@ -688,7 +450,7 @@ static int parse_proto(struct pctx *c, const yaml_node_t *n, const char *path,
 	const char *s;
 	int ret;
 
-	ret = get_str(c, n, path, &s);
+	ret = nm_yw_str(&c->yw, n, path, &s);
 	if (ret)
 		return ret;
 	if (!strcmp(s, "TCP"))
@@ -698,8 +460,8 @@ static int parse_proto(struct pctx *c, const yaml_node_t *n, const char *path,
 	else if (!strcmp(s, "ANY"))
 		*proto = 0;
 	else
-		return fail(
-			c, n,
+		return nm_yw_fail(
+			&c->yw, n,
 			"unknown protocol '%.64s' in %s (expected TCP, UDP or ANY)",
 			s, path);
 	return 0;
@@ -720,49 +482,43 @@ static int parse_to_ports(struct pctx *c, const yaml_node_t *n,
 	if (ret)
 		return ret;
 	/* Validate the shape and count first so one allocation suffices. */
-	for (i = 0; i < seq_len(n); i++) {
-		yaml_node_t *tp = seq_item(c, n, i);
+	for (i = 0; i < nm_yw_seq_len(n); i++) {
+		yaml_node_t *tp = nm_yw_seq_item(&c->yw, n, i);
 
 		pathf(sub, "%s[%zu]", path, i);
-		ret = expect(c, tp, Y_MAP, sub);
+		ret = nm_yw_fields_keys(&c->yw, tp, sub, tp_fields, 1, keys, vals);
 		if (ret)
 			return ret;
-		ret = map_fields(c, tp, sub, tp_fields, 1, keys, vals);
-		if (ret)
-			return ret;
-		ret = need(c, tp, vals[0], "ports", sub);
+		ret = nm_yw_need(&c->yw, tp, vals[0], "ports", sub);
 		if (ret)
 			return ret;
 		join(pp, sub, "ports");
 		ret = expect_list(c, vals[0], pp);
 		if (ret)
 			return ret;
-		total += seq_len(vals[0]);
+		total += nm_yw_seq_len(vals[0]);
 	}
 	ret = alloc_array(c, n, (void **)&rule->ports, total,
 			  sizeof(*rule->ports));
 	if (ret)
 		return ret;
-	for (i = 0; i < seq_len(n); i++) {
-		yaml_node_t *tp = seq_item(c, n, i), *list;
+	for (i = 0; i < nm_yw_seq_len(n); i++) {
+		yaml_node_t *tp = nm_yw_seq_item(&c->yw, n, i), *list;
 
 		pathf(sub, "%s[%zu]", path, i);
-		ret = map_fields(c, tp, sub, tp_fields, 1, keys, vals);
+		ret = nm_yw_fields_keys(&c->yw, tp, sub, tp_fields, 1, keys, vals);
 		if (ret)
 			return ret;
 		list = vals[0];
-		for (j = 0; j < seq_len(list); j++) {
-			yaml_node_t *p = seq_item(c, list, j);
+		for (j = 0; j < nm_yw_seq_len(list); j++) {
+			yaml_node_t *p = nm_yw_seq_item(&c->yw, list, j);
 			struct nm_port_rule *pr = &rule->ports[rule->n_ports];
 
 			join_idx(pp, sub, "ports", j);
-			ret = expect(c, p, Y_MAP, pp);
+			ret = nm_yw_fields_keys(&c->yw, p, pp, p_fields, 2, keys, vals);
 			if (ret)
 				return ret;
-			ret = map_fields(c, p, pp, p_fields, 2, keys, vals);
-			if (ret)
-				return ret;
-			ret = need(c, p, vals[0], "port", pp);
+			ret = nm_yw_need(&c->yw, p, vals[0], "port", pp);
 			if (ret)
 				return ret;
 			join(leaf, pp, "port");
@@ -804,21 +560,21 @@ static int parse_rule(struct pctx *c, const yaml_node_t *n, const char *path,
 	size_t i;
 	int ret;
 
-	ret = expect(c, n, Y_MAP, path);
+	ret = nm_yw_expect(&c->yw, n, NM_Y_MAP, path);
 	if (ret)
 		return ret;
-	rule->line = node_line(n);
-	ret = map_fields(c, n, path, fields, F_N, keys, vals);
+	rule->line = nm_yw_line(n);
+	ret = nm_yw_fields_keys(&c->yw, n, path, fields, F_N, keys, vals);
 	if (ret)
 		return ret;
 	/* from* selects sources, to* destinations: keep them apart. */
 	if (keys[wrong_ep])
-		return fail(c, keys[wrong_ep],
+		return nm_yw_fail(&c->yw, keys[wrong_ep],
 			    "field '%s' is not allowed in %s rules (use %s)",
 			    fields[wrong_ep], spec_kinds[kind],
 			    fields[ingress ? F_FROM_EP : F_TO_EP]);
 	if (keys[wrong_cidr])
-		return fail(c, keys[wrong_cidr],
+		return nm_yw_fail(&c->yw, keys[wrong_cidr],
 			    "field '%s' is not allowed in %s rules (use %s)",
 			    fields[wrong_cidr], spec_kinds[kind],
 			    fields[ingress ? F_FROM_CIDR : F_TO_CIDR]);
@@ -829,15 +585,15 @@ static int parse_rule(struct pctx *c, const yaml_node_t *n, const char *path,
 		ret = expect_list(c, ep, sub);
 		if (ret)
 			return ret;
-		ret = alloc_array(c, ep, (void **)&rule->endpoints, seq_len(ep),
+		ret = alloc_array(c, ep, (void **)&rule->endpoints, nm_yw_seq_len(ep),
 				  sizeof(*rule->endpoints));
 		if (ret)
 			return ret;
-		rule->n_endpoints = seq_len(ep);
-		for (i = 0; i < seq_len(ep); i++) {
+		rule->n_endpoints = nm_yw_seq_len(ep);
+		for (i = 0; i < nm_yw_seq_len(ep); i++) {
 			join_idx(sub, path,
 				 fields[ingress ? F_FROM_EP : F_TO_EP], i);
-			ret = parse_selector(c, seq_item(c, ep, i), sub,
+			ret = parse_selector(c, nm_yw_seq_item(&c->yw, ep, i), sub,
 					     &rule->endpoints[i]);
 			if (ret)
 				return ret;
@@ -848,15 +604,15 @@ static int parse_rule(struct pctx *c, const yaml_node_t *n, const char *path,
 		ret = expect_list(c, cidr, sub);
 		if (ret)
 			return ret;
-		ret = alloc_array(c, cidr, (void **)&rule->cidrs, seq_len(cidr),
+		ret = alloc_array(c, cidr, (void **)&rule->cidrs, nm_yw_seq_len(cidr),
 				  sizeof(*rule->cidrs));
 		if (ret)
 			return ret;
-		rule->n_cidrs = seq_len(cidr);
-		for (i = 0; i < seq_len(cidr); i++) {
+		rule->n_cidrs = nm_yw_seq_len(cidr);
+		for (i = 0; i < nm_yw_seq_len(cidr); i++) {
 			join_idx(sub, path,
 				 fields[ingress ? F_FROM_CIDR : F_TO_CIDR], i);
-			ret = parse_cidr(c, seq_item(c, cidr, i), sub,
+			ret = parse_cidr(c, nm_yw_seq_item(&c->yw, cidr, i), sub,
 					 &rule->cidrs[i]);
 			if (ret)
 				return ret;
@@ -884,37 +640,34 @@ static int parse_metadata(struct pctx *c, const yaml_node_t *n,
 	yaml_node_t *keys[F_N], *vals[F_N];
 	int ret;
 
-	ret = expect(c, n, Y_MAP, "metadata");
+	ret = nm_yw_fields_keys(&c->yw, n, "metadata", fields, F_N, keys, vals);
 	if (ret)
 		return ret;
-	ret = map_fields(c, n, "metadata", fields, F_N, keys, vals);
+	ret = nm_yw_need(&c->yw, n, vals[F_NAME], "name", "metadata");
 	if (ret)
 		return ret;
-	ret = need(c, n, vals[F_NAME], "name", "metadata");
-	if (ret)
-		return ret;
-	ret = dup_str(c, vals[F_NAME], "metadata.name", &pol->name);
+	ret = nm_yw_dup_str(&c->yw, vals[F_NAME], "metadata.name", &pol->name);
 	if (ret)
 		return ret;
 	if (!dns_subdomain(pol->name))
-		return fail(
-			c, vals[F_NAME],
+		return nm_yw_fail(
+			&c->yw, vals[F_NAME],
 			"invalid metadata.name '%.64s': must be a DNS-1123 subdomain (lowercase letters, digits, '-' and '.', starting and ending with a letter or digit, at most 253 characters)",
 			pol->name);
 	if (vals[F_NS]) {
-		ret = dup_str(c, vals[F_NS], "metadata.namespace",
+		ret = nm_yw_dup_str(&c->yw, vals[F_NS], "metadata.namespace",
 			      &pol->namespace);
 		if (ret)
 			return ret;
 		if (!dns_label(pol->namespace, strlen(pol->namespace)))
-			return fail(
-				c, vals[F_NS],
+			return nm_yw_fail(
+				&c->yw, vals[F_NS],
 				"invalid metadata.namespace '%.64s': must be a DNS-1123 label (lowercase letters, digits and '-', starting and ending with a letter or digit, at most 63 characters)",
 				pol->namespace);
 	} else {
 		pol->namespace = strdup("default");
 		if (!pol->namespace)
-			return oom(c, n);
+			return nm_yw_oom(&c->yw, n);
 	}
 	/* Kubernetes bookkeeping: checked for shape, otherwise ignored. */
 	if (vals[F_LABELS]) {
@@ -944,13 +697,10 @@ static int parse_spec(struct pctx *c, const yaml_node_t *n,
 	size_t i;
 	int ret, k;
 
-	ret = expect(c, n, Y_MAP, "spec");
+	ret = nm_yw_fields_keys(&c->yw, n, "spec", fields, 1 + NM_RULE_KINDS, keys, vals);
 	if (ret)
 		return ret;
-	ret = map_fields(c, n, "spec", fields, 1 + NM_RULE_KINDS, keys, vals);
-	if (ret)
-		return ret;
-	ret = need(c, n, vals[0], "endpointSelector", "spec");
+	ret = nm_yw_need(&c->yw, n, vals[0], "endpointSelector", "spec");
 	if (ret)
 		return ret;
 	ret = parse_selector(c, vals[0], "spec.endpointSelector",
@@ -964,17 +714,17 @@ static int parse_spec(struct pctx *c, const yaml_node_t *n,
 			continue;
 		join(sub, "spec", fields[1 + k]);
 		/* [] is meaningful: default deny with no exception. */
-		ret = expect(c, list, Y_SEQ, sub);
+		ret = nm_yw_expect(&c->yw, list, NM_Y_SEQ, sub);
 		if (ret)
 			return ret;
 		ret = alloc_array(c, list, (void **)&pol->rules[k],
-				  seq_len(list), sizeof(*pol->rules[k]));
+				  nm_yw_seq_len(list), sizeof(*pol->rules[k]));
 		if (ret)
 			return ret;
-		pol->n_rules[k] = seq_len(list);
-		for (i = 0; i < seq_len(list); i++) {
+		pol->n_rules[k] = nm_yw_seq_len(list);
+		for (i = 0; i < nm_yw_seq_len(list); i++) {
 			pathf(sub, "spec.%s[%zu]", fields[1 + k], i);
-			ret = parse_rule(c, seq_item(c, list, i), sub,
+			ret = parse_rule(c, nm_yw_seq_item(&c->yw, list, i), sub,
 					 (enum nm_rule_kind)k,
 					 &pol->rules[k][i]);
 			if (ret)
@@ -1002,30 +752,30 @@ static int parse_policy(struct pctx *c, const yaml_node_t *root,
 	const char *s;
 	int ret, i;
 
-	pol->line = node_line(root);
+	pol->line = nm_yw_line(root);
 	pol->file = strdup(c->file);
 	if (!pol->file)
-		return oom(c, root);
-	ret = map_fields(c, root, "", fields, F_N, keys, vals);
+		return nm_yw_oom(&c->yw, root);
+	ret = nm_yw_fields_keys(&c->yw, root, "", fields, F_N, keys, vals);
 	if (ret)
 		return ret;
 	for (i = 0; i < F_N; i++) {
-		ret = need(c, root, vals[i], fields[i], "");
+		ret = nm_yw_need(&c->yw, root, vals[i], fields[i], "");
 		if (ret)
 			return ret;
 	}
-	ret = get_str(c, vals[F_API], "apiVersion", &s);
+	ret = nm_yw_str(&c->yw, vals[F_API], "apiVersion", &s);
 	if (ret)
 		return ret;
 	if (strcmp(s, NM_POLICY_API_VERSION))
-		return fail(c, vals[F_API],
+		return nm_yw_fail(&c->yw, vals[F_API],
 			    "unsupported apiVersion '%.64s' (expected %s)", s,
 			    NM_POLICY_API_VERSION);
-	ret = get_str(c, vals[F_KIND], "kind", &s);
+	ret = nm_yw_str(&c->yw, vals[F_KIND], "kind", &s);
 	if (ret)
 		return ret;
 	if (strcmp(s, NM_POLICY_KIND))
-		return fail(c, vals[F_KIND],
+		return nm_yw_fail(&c->yw, vals[F_KIND],
 			    "unsupported kind '%.64s' (expected %s)", s,
 			    NM_POLICY_KIND);
 	ret = parse_metadata(c, vals[F_META], pol);
@@ -1078,7 +828,7 @@ static struct nm_policy *set_find(const struct nm_policy_set *set,
 /* An explicit "---" with nothing after it loads as a plain null scalar. */
 static bool doc_is_empty(const yaml_node_t *root)
 {
-	return root->type == YAML_SCALAR_NODE && node_type(root) == Y_NULL;
+	return root->type == YAML_SCALAR_NODE && nm_yw_type(root) == NM_Y_NULL;
 }
 
 static int load_document(struct pctx *c, const yaml_node_t *root,
@@ -1090,23 +840,23 @@ static int load_document(struct pctx *c, const yaml_node_t *root,
 	if (doc_is_empty(root))
 		return 0;
 	if (root->type != YAML_MAPPING_NODE)
-		return fail(
-			c, root,
+		return nm_yw_fail(
+			&c->yw, root,
 			"document must be a mapping (a MeshNetworkPolicy), got %s",
-			ytype_names[node_type(root)]);
+			nm_yw_type_name(&c->yw, nm_yw_type(root)));
 	ret = parse_policy(c, root, &pol);
 	if (ret)
 		goto err;
 	first = set_find(set, pol.namespace, pol.name);
 	if (first) {
-		ret = fail(c, root,
+		ret = nm_yw_fail(&c->yw, root,
 			   "duplicate policy %s/%s (first defined at line %u)",
 			   pol.namespace, pol.name, first->line);
 		goto err;
 	}
 	v = realloc(set->v, (set->n + 1) * sizeof(*v));
 	if (!v) {
-		ret = oom(c, root);
+		ret = nm_yw_oom(&c->yw, root);
 		goto err;
 	}
 	set->v = v;
@@ -1115,33 +865,6 @@ static int load_document(struct pctx *c, const yaml_node_t *root,
 err:
 	policy_free(&pol);
 	return ret;
-}
-
-static int syntax_error(struct pctx *c, const yaml_parser_t *p, const char *buf,
-			size_t len)
-{
-	size_t i, line = 1;
-
-	if (p->error == YAML_MEMORY_ERROR)
-		return oom(c, NULL);
-	if (p->error == YAML_READER_ERROR) {
-		/* Encoding errors carry a byte offset, not a mark. */
-		for (i = 0; i < p->problem_offset && i < len; i++)
-			line += buf[i] == '\n';
-	} else {
-		line = p->problem_mark.line + 1;
-	}
-	c->err->line = (unsigned int)line;
-	if (p->context)
-		snprintf(c->err->reason, sizeof(c->err->reason),
-			 "YAML syntax error: %s (%s at line %zu)",
-			 p->problem ? p->problem : "unknown problem",
-			 p->context, p->context_mark.line + 1);
-	else
-		snprintf(c->err->reason, sizeof(c->err->reason),
-			 "YAML syntax error: %s",
-			 p->problem ? p->problem : "unknown problem");
-	return -EINVAL;
 }
 
 int nm_policy_parse(const char *buf, size_t len, const char *file,
@@ -1161,16 +884,19 @@ int nm_policy_parse(const char *buf, size_t len, const char *file,
 		file = "<input>";
 	snprintf(err->file, sizeof(err->file), "%s", file);
 	c.file = file;
-	c.err = err;
+	c.yw.err = err;
+	c.yw.what = "the policy";
+	c.yw.bare_types = true;
+	c.yw.syntax_context = true;
 	if (!yaml_parser_initialize(&parser))
-		return oom(&c, NULL);
+		return nm_yw_oom(&c.yw, NULL);
 	yaml_parser_set_input_string(&parser, (const unsigned char *)buf, len);
 	for (;;) {
 		yaml_node_t *root;
 
 		/* On failure libyaml has already released the document. */
 		if (!yaml_parser_load(&parser, &doc)) {
-			ret = syntax_error(&c, &parser, buf, len);
+			ret = nm_yw_syntax_error(&c.yw, &parser, buf, len);
 			goto out;
 		}
 		root = yaml_document_get_root_node(&doc);
@@ -1179,10 +905,10 @@ int nm_policy_parse(const char *buf, size_t len, const char *file,
 			yaml_document_delete(&doc);
 			break;
 		}
-		c.doc = &doc;
+		c.yw.doc = &doc;
 		ret = load_document(&c, root, &set);
 		yaml_document_delete(&doc);
-		c.doc = NULL;
+		c.yw.doc = NULL;
 		if (ret)
 			goto out;
 	}
@@ -1199,65 +925,18 @@ int nm_policy_parse_file(const char *path, struct nm_policy_set *out,
 			 struct nm_error *err)
 {
 	struct nm_error scratch;
-	struct stat st;
-	char *buf = NULL;
-	size_t got = 0;
-	ssize_t n;
-	int fd, ret;
+	char *buf;
+	size_t len;
+	int ret;
 
 	if (!err)
 		err = &scratch;
-	memset(err, 0, sizeof(*err));
-	snprintf(err->file, sizeof(err->file), "%s", path);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		ret = -errno;
-		snprintf(err->reason, sizeof(err->reason),
-			 "failed to open policy file: %s", strerror(-ret));
+	ret = nm_read_file_as(path, "policy file", NM_POLICY_FILE_MAX, &buf,
+			      &len, err);
+	if (ret)
 		return ret;
-	}
-	if (fstat(fd, &st)) {
-		ret = -errno;
-		snprintf(err->reason, sizeof(err->reason),
-			 "failed to stat policy file: %s", strerror(-ret));
-		goto out;
-	}
-	if (!S_ISREG(st.st_mode) || st.st_size > NM_POLICY_FILE_MAX) {
-		ret = -EINVAL;
-		snprintf(
-			err->reason, sizeof(err->reason),
-			"failed to read policy file: not a regular file of at most %u bytes",
-			NM_POLICY_FILE_MAX);
-		goto out;
-	}
-	/* +1 so an empty file still gets a buffer. */
-	buf = malloc((size_t)st.st_size + 1);
-	if (!buf) {
-		ret = -ENOMEM;
-		snprintf(err->reason, sizeof(err->reason),
-			 "failed to allocate a buffer for the policy file: %s",
-			 strerror(ENOMEM));
-		goto out;
-	}
-	while (got < (size_t)st.st_size) {
-		n = read(fd, buf + got, (size_t)st.st_size - got);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			ret = -errno;
-			snprintf(err->reason, sizeof(err->reason),
-				 "failed to read policy file: %s",
-				 strerror(-ret));
-			goto out;
-		}
-		if (!n)
-			break;
-		got += (size_t)n;
-	}
-	ret = nm_policy_parse(buf, got, path, out, err);
-out:
+	ret = nm_policy_parse(buf, len, path, out, err);
 	free(buf);
-	close(fd);
 	return ret;
 }
 

@@ -18,6 +18,13 @@ static const char *const type_names[] = {
 	[NM_Y_SEQ] = "a sequence",
 };
 
+static const char *const bare_type_names[] = {
+	[NM_Y_NULL] = "null",	 [NM_Y_BOOL] = "boolean",
+	[NM_Y_INT] = "integer",	 [NM_Y_FLOAT] = "float",
+	[NM_Y_STR] = "string",	 [NM_Y_MAP] = "mapping",
+	[NM_Y_SEQ] = "sequence",
+};
+
 static const char *scalar(const yaml_node_t *n)
 {
 	return (const char *)n->data.scalar.value;
@@ -122,6 +129,11 @@ unsigned int nm_yw_line(const yaml_node_t *n)
 	return n ? (unsigned int)n->start_mark.line + 1 : 0;
 }
 
+const char *nm_yw_type_name(const struct nm_yw *w, enum nm_ytype t)
+{
+	return w->bare_types ? bare_type_names[t] : type_names[t];
+}
+
 int nm_yw_fail(struct nm_yw *w, const yaml_node_t *n, const char *fmt, ...)
 {
 	va_list ap;
@@ -135,7 +147,12 @@ int nm_yw_fail(struct nm_yw *w, const yaml_node_t *n, const char *fmt, ...)
 
 int nm_yw_oom(struct nm_yw *w, const yaml_node_t *n)
 {
-	nm_yw_fail(w, n, "failed to allocate memory: %s", strerror(ENOMEM));
+	if (w->what)
+		nm_yw_fail(w, n, "failed to allocate memory for %s: %s",
+			   w->what, strerror(ENOMEM));
+	else
+		nm_yw_fail(w, n, "failed to allocate memory: %s",
+			   strerror(ENOMEM));
 	return -ENOMEM;
 }
 
@@ -146,6 +163,12 @@ int nm_yw_expect(struct nm_yw *w, const yaml_node_t *n, enum nm_ytype want,
 
 	if (got == want)
 		return 0;
+	if (w->bare_types)
+		return nm_yw_fail(
+			w, n, "%s must be a %s, got %s%s", path,
+			bare_type_names[want], bare_type_names[got],
+			want == NM_Y_STR && got <= NM_Y_FLOAT ? " (quote it)" :
+								"");
 	return nm_yw_fail(
 		w, n, "%s must be %s, got %s%s", path, type_names[want],
 		type_names[got],
@@ -226,6 +249,13 @@ yaml_node_t *nm_yw_seq_item(struct nm_yw *w, const yaml_node_t *n, size_t i)
 int nm_yw_fields(struct nm_yw *w, const yaml_node_t *map, const char *path,
 		 const char *const *names, size_t n_names, yaml_node_t **vals)
 {
+	return nm_yw_fields_keys(w, map, path, names, n_names, NULL, vals);
+}
+
+int nm_yw_fields_keys(struct nm_yw *w, const yaml_node_t *map,
+		      const char *path, const char *const *names,
+		      size_t n_names, yaml_node_t **keys, yaml_node_t **vals)
+{
 	const char *where = *path ? path : "the document";
 	yaml_node_pair_t *p;
 	size_t i;
@@ -234,8 +264,11 @@ int nm_yw_fields(struct nm_yw *w, const yaml_node_t *map, const char *path,
 	ret = nm_yw_expect(w, map, NM_Y_MAP, *path ? path : "the document");
 	if (ret)
 		return ret;
-	for (i = 0; i < n_names; i++)
+	for (i = 0; i < n_names; i++) {
 		vals[i] = NULL;
+		if (keys)
+			keys[i] = NULL;
+	}
 	for (p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top;
 	     p++) {
 		yaml_node_t *k = yaml_document_get_node(w->doc, p->key);
@@ -245,7 +278,7 @@ int nm_yw_fields(struct nm_yw *w, const yaml_node_t *map, const char *path,
 			return nm_yw_fail(
 				w, k,
 				"field names in %s must be strings, got %s",
-				where, type_names[nm_yw_type(k)]);
+				where, nm_yw_type_name(w, nm_yw_type(k)));
 		name = scalar(k);
 		for (i = 0; i < n_names; i++) {
 			if (!strcmp(names[i], name))
@@ -257,6 +290,8 @@ int nm_yw_fields(struct nm_yw *w, const yaml_node_t *map, const char *path,
 		if (vals[i])
 			return nm_yw_fail(w, k, "duplicate field '%s' in %s",
 					  name, where);
+		if (keys)
+			keys[i] = k;
 		vals[i] = yaml_document_get_node(w->doc, p->value);
 	}
 	return 0;
@@ -271,16 +306,14 @@ int nm_yw_need(struct nm_yw *w, const yaml_node_t *map, const yaml_node_t *v,
 			  *path ? path : "the document");
 }
 
-static int syntax_error(struct nm_error *err, const yaml_parser_t *p,
-			const char *buf, size_t len)
+int nm_yw_syntax_error(struct nm_yw *w, const yaml_parser_t *p,
+		       const char *buf, size_t len)
 {
+	struct nm_error *err = w->err;
 	size_t i, line = 1;
 
-	if (p->error == YAML_MEMORY_ERROR) {
-		snprintf(err->reason, sizeof(err->reason),
-			 "failed to allocate memory: %s", strerror(ENOMEM));
-		return -ENOMEM;
-	}
+	if (p->error == YAML_MEMORY_ERROR)
+		return nm_yw_oom(w, NULL);
 	if (p->error == YAML_READER_ERROR) {
 		/* Encoding errors carry a byte offset, not a mark. */
 		for (i = 0; i < p->problem_offset && i < len; i++)
@@ -289,14 +322,22 @@ static int syntax_error(struct nm_error *err, const yaml_parser_t *p,
 		line = p->problem_mark.line + 1;
 	}
 	err->line = (unsigned int)line;
-	snprintf(err->reason, sizeof(err->reason), "YAML syntax error: %s",
-		 p->problem ? p->problem : "unknown problem");
+	if (w->syntax_context && p->context)
+		snprintf(err->reason, sizeof(err->reason),
+			 "YAML syntax error: %s (%s at line %zu)",
+			 p->problem ? p->problem : "unknown problem",
+			 p->context, p->context_mark.line + 1);
+	else
+		snprintf(err->reason, sizeof(err->reason),
+			 "YAML syntax error: %s",
+			 p->problem ? p->problem : "unknown problem");
 	return -EINVAL;
 }
 
 int nm_yw_load(const char *buf, size_t len, const char *file,
 	       yaml_document_t *doc, struct nm_error *err)
 {
+	struct nm_yw w = { .doc = doc, .err = err };
 	yaml_parser_t parser;
 	yaml_document_t next;
 	yaml_node_t *root;
@@ -312,7 +353,7 @@ int nm_yw_load(const char *buf, size_t len, const char *file,
 	yaml_parser_set_input_string(&parser, (const unsigned char *)buf, len);
 	/* On failure libyaml has already released the document. */
 	if (!yaml_parser_load(&parser, doc)) {
-		ret = syntax_error(err, &parser, buf, len);
+		ret = nm_yw_syntax_error(&w, &parser, buf, len);
 		goto out_parser;
 	}
 	root = yaml_document_get_root_node(doc);
@@ -331,7 +372,7 @@ int nm_yw_load(const char *buf, size_t len, const char *file,
 		goto out_doc;
 	}
 	if (!yaml_parser_load(&parser, &next)) {
-		ret = syntax_error(err, &parser, buf, len);
+		ret = nm_yw_syntax_error(&w, &parser, buf, len);
 		goto out_doc;
 	}
 	root = yaml_document_get_root_node(&next);
@@ -356,6 +397,12 @@ out_parser:
 int nm_read_file(const char *path, size_t max, char **bufp, size_t *lenp,
 		 struct nm_error *err)
 {
+	return nm_read_file_as(path, "file", max, bufp, lenp, err);
+}
+
+int nm_read_file_as(const char *path, const char *what, size_t max,
+		    char **bufp, size_t *lenp, struct nm_error *err)
+{
 	struct stat st;
 	char *buf = NULL;
 	size_t got = 0;
@@ -368,28 +415,28 @@ int nm_read_file(const char *path, size_t max, char **bufp, size_t *lenp,
 	if (fd < 0) {
 		ret = -errno;
 		snprintf(err->reason, sizeof(err->reason),
-			 "failed to open file: %s", strerror(-ret));
+			 "failed to open %s: %s", what, strerror(-ret));
 		return ret;
 	}
 	if (fstat(fd, &st)) {
 		ret = -errno;
 		snprintf(err->reason, sizeof(err->reason),
-			 "failed to stat file: %s", strerror(-ret));
+			 "failed to stat %s: %s", what, strerror(-ret));
 		goto out;
 	}
 	if (!S_ISREG(st.st_mode) || (size_t)st.st_size > max) {
 		ret = -EINVAL;
 		snprintf(
 			err->reason, sizeof(err->reason),
-			"failed to read file: not a regular file of at most %zu bytes",
-			max);
+			"failed to read %s: not a regular file of at most %zu bytes",
+			what, max);
 		goto out;
 	}
 	buf = malloc((size_t)st.st_size + 1);
 	if (!buf) {
 		ret = -ENOMEM;
 		snprintf(err->reason, sizeof(err->reason),
-			 "failed to allocate a buffer for the file: %s",
+			 "failed to allocate a buffer for the %s: %s", what,
 			 strerror(ENOMEM));
 		goto out;
 	}
@@ -400,7 +447,7 @@ int nm_read_file(const char *path, size_t max, char **bufp, size_t *lenp,
 		if (n < 0) {
 			ret = -errno;
 			snprintf(err->reason, sizeof(err->reason),
-				 "failed to read file: %s", strerror(-ret));
+				 "failed to read %s: %s", what, strerror(-ret));
 			goto out_buf;
 		}
 		if (!n)

@@ -31,11 +31,22 @@ enum nm_ytype {
 struct nm_yw {
 	yaml_document_t *doc;
 	struct nm_error *err; /* err->file already set */
+	/*
+	 * Wording; all zero is the config files' one. @what names the object
+	 * in allocation failures ("failed to allocate memory for the policy"),
+	 * @bare_types words types as "must be a string, got integer", and
+	 * @syntax_context adds libyaml's context to syntax errors.
+	 */
+	const char *what;
+	bool bare_types;
+	bool syntax_context;
 };
 
 /* What a node is, as the core schema resolves it (quoted = string). */
 enum nm_ytype nm_yw_type(const yaml_node_t *n);
 unsigned int nm_yw_line(const yaml_node_t *n);
+/* @t as messages name it ("an integer", or "integer" with bare_types). */
+const char *nm_yw_type_name(const struct nm_yw *w, enum nm_ytype t);
 
 /* Set err->line from @n and err->reason; returns -EINVAL. */
 int nm_yw_fail(struct nm_yw *w, const yaml_node_t *n, const char *fmt, ...)
@@ -63,9 +74,20 @@ yaml_node_t *nm_yw_seq_item(struct nm_yw *w, const yaml_node_t *n, size_t i);
  */
 int nm_yw_fields(struct nm_yw *w, const yaml_node_t *map, const char *path,
 		 const char *const *names, size_t n_names, yaml_node_t **vals);
+/* As nm_yw_fields, and keys[i] the key node of names[i] (NULL if absent). */
+int nm_yw_fields_keys(struct nm_yw *w, const yaml_node_t *map,
+		      const char *path, const char *const *names,
+		      size_t n_names, yaml_node_t **keys, yaml_node_t **vals);
 /* Refuse a missing required field @name of @map. */
 int nm_yw_need(struct nm_yw *w, const yaml_node_t *map, const yaml_node_t *v,
 	       const char *name, const char *path);
+
+/*
+ * Fill w->err from a failed yaml_parser_load() of @buf; returns -EINVAL, or
+ * -ENOMEM when libyaml ran out of memory.
+ */
+int nm_yw_syntax_error(struct nm_yw *w, const yaml_parser_t *p,
+		       const char *buf, size_t len);
 
 /*
  * Load @buf as exactly one YAML document whose root is a mapping (more
@@ -78,5 +100,8 @@ int nm_yw_load(const char *buf, size_t len, const char *file,
 /* Read a regular file of at most @max bytes (NUL-terminated, malloc'd). */
 int nm_read_file(const char *path, size_t max, char **buf, size_t *len,
 		 struct nm_error *err);
+/* As nm_read_file, naming the file @what in messages ("policy file"). */
+int nm_read_file_as(const char *path, const char *what, size_t max,
+		    char **buf, size_t *len, struct nm_error *err);
 
 #endif /* NM_AGENT_YWALK_H */
