@@ -36,6 +36,7 @@
 #include "maps/ipcache.h"
 #include "maps/node.h"
 #include "maps/policy.h"
+#include "tests/lib/pins.h"
 #include "tests/lib/test.h"
 
 #define TEST_M 1021
@@ -44,25 +45,11 @@
 #define EAST_ID 1
 #define WEST_ID 2
 
-static char pin_root[64];
-static char pin_paths[12][128];
 static char state_dir[64];
 static struct nm_datapath *dp;
 static struct nm_maps maps;
 static struct nm_state st;
 static bool maps_open, ready;
-
-/* Only unlink/rmdir: safe from a signal handler. */
-static void cleanup_pins(void)
-{
-	size_t i;
-
-	for (i = 0; i < sizeof(pin_paths) / sizeof(pin_paths[0]); i++)
-		if (pin_paths[i][0])
-			unlink(pin_paths[i]);
-	if (pin_root[0])
-		rmdir(pin_root);
-}
 
 static int rm_one(const char *path, const struct stat *sb, int flag,
 		  struct FTW *ftw)
@@ -75,7 +62,7 @@ static int rm_one(const char *path, const struct stat *sb, int flag,
 
 static void cleanup_all(void)
 {
-	cleanup_pins();
+	nm_test_pins_cleanup();
 	if (state_dir[0] && nftw(state_dir, rm_one, 16, FTW_DEPTH | FTW_PHYS) &&
 	    errno != ENOENT)
 		fprintf(stderr, "failed to remove state dir %s: %s\n",
@@ -83,36 +70,9 @@ static void cleanup_all(void)
 	state_dir[0] = '\0';
 }
 
-static void on_signal(int sig)
-{
-	cleanup_pins();
-	raise(sig); /* SA_RESETHAND: default action now */
-}
-
 static int setup_cleanup(void)
 {
-	static const char *const names[] = {
-		NM_MAP_SERVICES, NM_MAP_BACKENDS, NM_MAP_MAGLEV,
-		NM_MAP_REVNAT,	 NM_MAP_CT,	  NM_MAP_METRICS,
-		NM_MAP_CONFIG,	 NM_MAP_IPCACHE,  NM_MAP_ENDPOINTS,
-		NM_MAP_POLICY,	 NM_MAP_EVENTS,	  NM_MAP_NODES,
-	};
-	static const int sigs[] = { SIGINT, SIGTERM, SIGSEGV, SIGABRT, SIGBUS };
-	struct sigaction sa = { .sa_handler = on_signal,
-				.sa_flags = SA_RESETHAND };
-	size_t i;
-
-	_Static_assert(sizeof(names) / sizeof(names[0]) ==
-			       sizeof(pin_paths) / sizeof(pin_paths[0]),
-		       "one path per pinned map");
-	snprintf(pin_root, sizeof(pin_root), "/sys/fs/bpf/nm-sink-%d",
-		 (int)getpid());
-	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-		snprintf(pin_paths[i], sizeof(pin_paths[i]), "%s/%s", pin_root,
-			 names[i]);
-	for (i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
-		sigaction(sigs[i], &sa, NULL);
-	atexit(cleanup_all);
+	nm_test_pins_setup("nm-sink", cleanup_all);
 	strcpy(state_dir, "/tmp/nm-sink-XXXXXX");
 	if (!mkdtemp(state_dir)) {
 		state_dir[0] = '\0';
@@ -347,7 +307,7 @@ static __u32 count_entries(int fd, size_t ksz)
 static void test_load(void)
 {
 	struct nm_load_opts opts = {
-		.pin_root = pin_root,
+		.pin_root = nm_test_pin_root,
 		.maglev_m = TEST_M,
 		.maglev_tables = TEST_TABLES,
 		.ct_max = 4096,
@@ -355,7 +315,8 @@ static void test_load(void)
 
 	if (!ASSERT_OK(nm_datapath_load(&opts, &dp), "load datapath"))
 		return;
-	if (!ASSERT_OK(nm_maps_open(pin_root, &maps), "open pinned maps"))
+	if (!ASSERT_OK(nm_maps_open(nm_test_pin_root, &maps),
+		       "open pinned maps"))
 		return;
 	maps_open = true;
 	if (!ASSERT_TRUE(maps.nodes >= 0, "nodes map open"))

@@ -23,60 +23,20 @@
 #include "agent/parse.h"
 #include "agent/svc.h"
 #include "maps/ct.h"
+#include "tests/lib/pins.h"
 #include "tests/lib/test.h"
 
 #define TEST_M 1021
 #define TEST_TABLES 4
 
-static char pin_root[64];
-static char pin_paths[12][128];
 static struct nm_datapath *dp;
 static struct nm_maps maps;
 static bool maps_open;
 
-/* Only unlink/rmdir: safe from a signal handler. */
-static void cleanup_pins(void)
-{
-	size_t i;
-
-	for (i = 0; i < sizeof(pin_paths) / sizeof(pin_paths[0]); i++)
-		if (pin_paths[i][0])
-			unlink(pin_paths[i]);
-	rmdir(pin_root);
-}
-
-static void on_signal(int sig)
-{
-	cleanup_pins();
-	raise(sig); /* SA_RESETHAND: default action now */
-}
-
-static void setup_cleanup(void)
-{
-	static const char *const names[] = {
-		NM_MAP_SERVICES, NM_MAP_BACKENDS, NM_MAP_MAGLEV, NM_MAP_REVNAT,
-		NM_MAP_CT,	 NM_MAP_METRICS,  NM_MAP_CONFIG,  NM_MAP_IPCACHE,
-		NM_MAP_ENDPOINTS, NM_MAP_POLICY,  NM_MAP_EVENTS,  NM_MAP_NODES,
-	};
-	static const int sigs[] = { SIGINT, SIGTERM, SIGSEGV, SIGABRT, SIGBUS };
-	struct sigaction sa = { .sa_handler = on_signal,
-				.sa_flags = SA_RESETHAND };
-	size_t i;
-
-	snprintf(pin_root, sizeof(pin_root), "/sys/fs/bpf/nm-test-%d",
-		 (int)getpid());
-	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-		snprintf(pin_paths[i], sizeof(pin_paths[i]), "%s/%s", pin_root,
-			 names[i]);
-	for (i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
-		sigaction(sigs[i], &sa, NULL);
-	atexit(cleanup_pins);
-}
-
 static int load(__u32 m, __u32 tables, struct nm_datapath **out)
 {
 	struct nm_load_opts opts = {
-		.pin_root = pin_root,
+		.pin_root = nm_test_pin_root,
 		.maglev_m = m,
 		.maglev_tables = tables,
 		.ct_max = 4096,
@@ -230,7 +190,8 @@ static void test_load_creates_pins(void)
 {
 	if (!ASSERT_OK(load(TEST_M, TEST_TABLES, &dp), "first load"))
 		return;
-	if (!ASSERT_OK(nm_maps_open(pin_root, &maps), "open pinned maps"))
+	if (!ASSERT_OK(nm_maps_open(nm_test_pin_root, &maps),
+		       "open pinned maps"))
 		return;
 	maps_open = true;
 	ASSERT_EQ(maps.cfg.maglev_m, TEST_M, "config M");
@@ -426,7 +387,8 @@ static void test_reload_reuses_pins(void)
 	dp = dp2;
 	ASSERT_EQ(dp->cfg.maglev_m, TEST_M, "M inherited");
 	ASSERT_EQ(dp->cfg.maglev_tables, TEST_TABLES, "tables inherited");
-	if (!ASSERT_OK(nm_maps_open(pin_root, &maps2), "open pins again"))
+	if (!ASSERT_OK(nm_maps_open(nm_test_pin_root, &maps2),
+		       "open pins again"))
 		return;
 	memset(&got, 0, sizeof(got));
 	if (ASSERT_OK(bpf_map_lookup_elem(maps2.ct, &key, &got),
@@ -511,11 +473,11 @@ int main(void)
 
 	nm_log_set_ident("test_svc");
 	nm_log_init_libbpf();
-	setup_cleanup();
+	nm_test_pins_setup("nm-test", NULL);
 	failed = NM_TEST_RUN(tests);
 	if (maps_open)
 		nm_maps_close(&maps);
 	nm_datapath_close(dp);
-	cleanup_pins();
+	nm_test_pins_cleanup();
 	return failed ? 1 : 0;
 }

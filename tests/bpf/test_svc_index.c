@@ -23,6 +23,7 @@
 #include "agent/log.h"
 #include "agent/parse.h"
 #include "agent/svc.h"
+#include "tests/lib/pins.h"
 #include "tests/lib/test.h"
 
 #define TEST_M 31
@@ -33,56 +34,14 @@
 #define N_ADDRS 16
 #define N_OPS 2000
 
-static char pin_root[64];
-static char pin_paths[12][128];
 static struct nm_datapath *dp;
 static struct nm_maps maps;
 static bool maps_open;
 
-/* Only unlink/rmdir: safe from a signal handler. */
-static void cleanup_pins(void)
-{
-	size_t i;
-
-	for (i = 0; i < sizeof(pin_paths) / sizeof(pin_paths[0]); i++)
-		if (pin_paths[i][0])
-			unlink(pin_paths[i]);
-	rmdir(pin_root);
-}
-
-static void on_signal(int sig)
-{
-	cleanup_pins();
-	raise(sig); /* SA_RESETHAND: default action now */
-}
-
-static void setup_cleanup(void)
-{
-	static const char *const names[] = {
-		NM_MAP_SERVICES, NM_MAP_BACKENDS, NM_MAP_MAGLEV,
-		NM_MAP_REVNAT,	 NM_MAP_CT,	  NM_MAP_METRICS,
-		NM_MAP_CONFIG,	 NM_MAP_IPCACHE,  NM_MAP_ENDPOINTS,
-		NM_MAP_POLICY,	 NM_MAP_EVENTS,	  NM_MAP_NODES,
-	};
-	static const int sigs[] = { SIGINT, SIGTERM, SIGSEGV, SIGABRT, SIGBUS };
-	struct sigaction sa = { .sa_handler = on_signal,
-				.sa_flags = SA_RESETHAND };
-	size_t i;
-
-	snprintf(pin_root, sizeof(pin_root), "/sys/fs/bpf/nm-test-idx-%d",
-		 (int)getpid());
-	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-		snprintf(pin_paths[i], sizeof(pin_paths[i]), "%s/%s", pin_root,
-			 names[i]);
-	for (i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
-		sigaction(sigs[i], &sa, NULL);
-	atexit(cleanup_pins);
-}
-
 static int load(__u32 services, __u32 backends, struct nm_datapath **out)
 {
 	struct nm_load_opts opts = {
-		.pin_root = pin_root,
+		.pin_root = nm_test_pin_root,
 		.maglev_m = TEST_M,
 		.maglev_tables = TEST_TABLES,
 		.ct_max = 1024,
@@ -180,7 +139,8 @@ static void test_load_sizes(void)
 
 	if (!ASSERT_OK(load(TEST_SERVICES, TEST_BACKENDS, &dp), "first load"))
 		return;
-	if (!ASSERT_OK(nm_maps_open(pin_root, &maps), "open pinned maps"))
+	if (!ASSERT_OK(nm_maps_open(nm_test_pin_root, &maps),
+		       "open pinned maps"))
 		return;
 	maps_open = true;
 	ASSERT_EQ(maps.cfg.services_max, TEST_SERVICES, "config services");
@@ -363,11 +323,11 @@ int main(void)
 
 	nm_log_set_ident("test_svc_index");
 	nm_log_init_libbpf();
-	setup_cleanup();
+	nm_test_pins_setup("nm-test-idx", NULL);
 	failed = NM_TEST_RUN(tests);
 	if (maps_open)
 		nm_maps_close(&maps);
 	nm_datapath_close(dp);
-	cleanup_pins();
+	nm_test_pins_cleanup();
 	return failed ? 1 : 0;
 }

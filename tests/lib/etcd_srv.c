@@ -56,13 +56,18 @@ static void rm_rf(const char *dir)
 		nftw(dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
 }
 
+void etcd_srv_reap(pid_t pid)
+{
+	while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+		;
+}
+
 static void kill_wait(pid_t pid)
 {
 	if (pid <= 0)
 		return;
 	kill(pid, SIGKILL);
-	while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
-		;
+	etcd_srv_reap(pid);
 }
 
 /* Async-signal-safe: kill, waitpid, fork and execve only. */
@@ -86,8 +91,7 @@ static void on_signal(int sig)
 			_exit(127);
 		}
 		if (rm > 0)
-			while (waitpid(rm, NULL, 0) < 0 && errno == EINTR)
-				;
+			etcd_srv_reap(rm);
 		reg_used[i] = 0;
 	}
 	signal(sig, SIG_DFL);
@@ -171,7 +175,7 @@ static int reg_add(const char *dir)
 	return -ENOSPC;
 }
 
-static int free_port(void)
+int etcd_srv_free_port(void)
 {
 	struct sockaddr_in sa = { .sin_family = AF_INET };
 	socklen_t len = sizeof(sa);
@@ -207,6 +211,35 @@ const char *etcd_srv_cert(const struct etcd_srv *s, const char *name, char *buf,
 	return buf;
 }
 
+pid_t etcd_srv_spawn_logged(const char *log, const char *const *argv,
+			    char *const *envp)
+{
+	pid_t pid;
+	int fd;
+
+	pid = fork();
+	if (pid < 0)
+		return -errno;
+	if (pid == 0) {
+		/* Die with the test, however it dies. */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+		if (fd >= 0) {
+			dup2(fd, STDOUT_FILENO);
+			dup2(fd, STDERR_FILENO);
+		}
+		fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+		if (fd >= 0)
+			dup2(fd, STDIN_FILENO);
+		if (envp)
+			execve(argv[0], (char *const *)argv, envp);
+		else
+			execv(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	return pid;
+}
+
 static int spawn(struct etcd_srv *s)
 {
 	char name[32], token[64], data[PATH_MAX + 8], log[PATH_MAX + 16];
@@ -215,7 +248,7 @@ static int spawn(struct etcd_srv *s)
 	const char *argv[40];
 	const char *etcd = getenv("ETCD_BIN") ? getenv("ETCD_BIN") :
 						"/usr/bin/etcd";
-	int n = 0, fd;
+	int n = 0;
 	pid_t pid;
 
 	snprintf(name, sizeof(name), "nm%d", s->slot);
@@ -270,23 +303,9 @@ static int spawn(struct etcd_srv *s)
 	}
 	argv[n] = NULL;
 
-	pid = fork();
+	pid = etcd_srv_spawn_logged(log, argv, NULL);
 	if (pid < 0)
-		return -errno;
-	if (pid == 0) {
-		/* Die with the test, however it dies. */
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-		if (fd >= 0) {
-			dup2(fd, STDOUT_FILENO);
-			dup2(fd, STDERR_FILENO);
-		}
-		fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-		if (fd >= 0)
-			dup2(fd, STDIN_FILENO);
-		execv(etcd, (char *const *)argv);
-		_exit(127);
-	}
+		return pid;
 	s->pid = pid;
 	reg_pid[s->slot] = pid;
 	return 0;
@@ -423,8 +442,8 @@ int etcd_srv_start(struct etcd_srv *s, const struct etcd_srv_opts *o)
 	s->slot = ret;
 	/* A port picked free may be taken before etcd binds it: retry. */
 	for (tries = 0; tries < 3; tries++) {
-		s->client_port = free_port();
-		s->peer_port = free_port();
+		s->client_port = etcd_srv_free_port();
+		s->peer_port = etcd_srv_free_port();
 		if (s->client_port < 0 || s->peer_port < 0 ||
 		    s->client_port == s->peer_port) {
 			ret = -EADDRINUSE;

@@ -51,4 +51,18 @@ const char *etcd_srv_cert(const struct etcd_srv *s, const char *name, char *buf,
 /* Run scripts/certs.sh into a fresh temp dir (removed at exit). */
 int etcd_srv_make_certs(char *dir, size_t len);
 
+/* Process helpers, shared with tests/lib/fleet.c. */
+
+/* A free TCP port on 127.0.0.1 (bound, then released), or -errno. */
+int etcd_srv_free_port(void);
+/*
+ * Fork and exec argv[0] with @argv (environment @envp, NULL: inherited),
+ * stdout and stderr appended to @log, stdin from /dev/null; the child gets
+ * PR_SET_PDEATHSIG so it dies with the test. The child's pid, or -errno.
+ */
+pid_t etcd_srv_spawn_logged(const char *log, const char *const *argv,
+			    char *const *envp);
+/* waitpid(@pid) through EINTR; async-signal-safe. */
+void etcd_srv_reap(pid_t pid);
+
 #endif /* NM_TESTS_ETCD_SRV_H */

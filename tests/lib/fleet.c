@@ -12,8 +12,6 @@
 #include <unistd.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
-#include <sys/prctl.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
 #include <sys/wait.h>
@@ -24,6 +22,7 @@
 #include "agent/etcd.h"
 #include "agent/kvstore.h"
 #include "maps/identity.h"
+#include "tests/lib/etcd_srv.h"
 #include "tests/lib/fleet.h"
 #include "tests/lib/kv_fx.h"
 
@@ -91,12 +90,6 @@ static void rm_rf(const char *dir)
 		nftw(dir, rm_cb, 32, FTW_DEPTH | FTW_PHYS);
 }
 
-static void reap(pid_t pid)
-{
-	while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
-		;
-}
-
 /* Async-signal-safe: kill, waitpid, fork and execve only. */
 static void on_signal(int sig)
 {
@@ -112,10 +105,10 @@ static void on_signal(int sig)
 			if (f->e[i].pid > 0)
 				kill(f->e[i].pid, SIGKILL);
 		if (f->agent > 0)
-			reap(f->agent);
+			etcd_srv_reap(f->agent);
 		for (i = 0; f->e && i <= f->n; i++)
 			if (f->e[i].pid > 0)
-				reap(f->e[i].pid);
+				etcd_srv_reap(f->e[i].pid);
 		rm = fork();
 		if (rm == 0) {
 			argv[0] = "rm";
@@ -128,7 +121,7 @@ static void on_signal(int sig)
 			_exit(127);
 		}
 		if (rm > 0)
-			reap(rm);
+			etcd_srv_reap(rm);
 		reg = NULL;
 	}
 	signal(sig, SIG_DFL);
@@ -276,25 +269,6 @@ err:
 	return ret;
 }
 
-static int free_port(void)
-{
-	struct sockaddr_in sa = { .sin_family = AF_INET };
-	socklen_t len = sizeof(sa);
-	int fd, port;
-
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) ||
-	    getsockname(fd, (struct sockaddr *)&sa, &len))
-		port = -errno;
-	else
-		port = ntohs(sa.sin_port);
-	close(fd);
-	return port;
-}
-
 /* A free port no member of @f uses. */
 static int fleet_port(const struct fleet *f)
 {
@@ -302,7 +276,7 @@ static int fleet_port(const struct fleet *f)
 	size_t i;
 
 	for (tries = 0; tries < 100; tries++) {
-		port = free_port();
+		port = etcd_srv_free_port();
 		if (port < 0)
 			return port;
 		for (i = 0; i <= f->n; i++)
@@ -321,7 +295,7 @@ static int spawn_etcd(struct fleet *f, size_t i)
 	char cluster[80], token[64];
 	char *envp[] = { "GOMAXPROCS=1", "GOGC=400", NULL };
 	const char *argv[48];
-	int n = 0, fd, port;
+	int n = 0, port;
 	pid_t pid;
 
 	port = fleet_port(f);
@@ -381,22 +355,9 @@ static int spawn_etcd(struct fleet *f, size_t i)
 	argv[n++] = "67108864";
 	argv[n] = NULL;
 
-	pid = fork();
+	pid = etcd_srv_spawn_logged(log, argv, envp);
 	if (pid < 0)
-		return -errno;
-	if (pid == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-		if (fd >= 0) {
-			dup2(fd, STDOUT_FILENO);
-			dup2(fd, STDERR_FILENO);
-		}
-		fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-		if (fd >= 0)
-			dup2(fd, STDIN_FILENO);
-		execve(argv[0], (char *const *)argv, envp);
-		_exit(127);
-	}
+		return pid;
 	e->pid = pid;
 	return 0;
 }
@@ -590,8 +551,11 @@ int fleet_remote_del(struct fleet *f, size_t i)
 int fleet_agent_start(struct fleet *f)
 {
 	char cfg[PATH_MAX + 16], log[PATH_MAX + 16], text[PATH_MAX * 3];
+	const char *argv[] = { f->agent_bin,	 "--config",	  cfg,
+			       "--node",	 "scale-node",	  "--node-ip",
+			       "192.168.250.1", "-v",		  NULL };
 	pid_t pid;
-	int ret, fd;
+	int ret;
 
 	snprintf(cfg, sizeof(cfg), "%s/agent.yaml", f->dir);
 	snprintf(log, sizeof(log), "%s/agent.log", f->dir);
@@ -604,24 +568,9 @@ int fleet_agent_start(struct fleet *f)
 	if (ret)
 		return ret;
 	f->agent_t0 = fleet_now();
-	pid = fork();
+	pid = etcd_srv_spawn_logged(log, argv, NULL);
 	if (pid < 0)
-		return -errno;
-	if (pid == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-		if (fd >= 0) {
-			dup2(fd, STDOUT_FILENO);
-			dup2(fd, STDERR_FILENO);
-		}
-		fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-		if (fd >= 0)
-			dup2(fd, STDIN_FILENO);
-		execl(f->agent_bin, f->agent_bin, "--config", cfg, "--node",
-		      "scale-node", "--node-ip", "192.168.250.1", "-v",
-		      (char *)NULL);
-		_exit(127);
-	}
+		return pid;
 	f->agent = pid;
 	return 0;
 }
@@ -647,7 +596,7 @@ int fleet_agent_stop(struct fleet *f, int timeout_s, double *took_s)
 		*took_s = fleet_now() - t0;
 	if (ret == -ETIMEDOUT) {
 		kill(pid, SIGKILL);
-		reap(pid);
+		etcd_srv_reap(pid);
 	}
 	f->agent = 0;
 	return ret;
@@ -942,7 +891,7 @@ void fleet_destroy(struct fleet *f)
 			kill(f->e[i].pid, SIGKILL);
 	for (i = 0; f->e && i <= f->n; i++) {
 		if (f->e[i].pid > 0)
-			reap(f->e[i].pid);
+			etcd_srv_reap(f->e[i].pid);
 		f->e[i].pid = 0;
 	}
 	rm_rf(f->pin_root);
