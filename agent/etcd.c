@@ -1106,6 +1106,21 @@ static int call(struct nm_etcd *c, const char *what, const char *path,
 	return ret;
 }
 
+/*
+ * call() with a request that may have failed to build: @req NULL, or
+ * @build_ret the error of filling it in. The caller still puts @req.
+ */
+static int call_built(struct nm_etcd *c, const char *what, const char *path,
+		      json_object *req, int build_ret, json_object **out,
+		      struct nm_etcd_err *err)
+{
+	if (!req || build_ret) {
+		set_err(err, what, c->ep[0], "out of memory");
+		return -ENOMEM;
+	}
+	return call(c, what, path, req, out, err);
+}
+
 int nm_etcd_request(struct nm_etcd *c, const char *what, const char *path,
 		    const char *body, char **reply, struct nm_etcd_err *err)
 {
@@ -1421,11 +1436,7 @@ int nm_etcd_put(struct nm_etcd *c, const char *key, const void *value,
 
 	what_key(what, "put", key, strlen(key));
 	req = put_request(key, value, len, lease);
-	if (!req) {
-		set_err(err, what, c->ep[0], "out of memory");
-		return -ENOMEM;
-	}
-	ret = call(c, what, "/v3/kv/put", req, &o, err);
+	ret = call_built(c, what, "/v3/kv/put", req, 0, &o, err);
 	if (ret)
 		goto out_req;
 	ret = header_revision(o, revision);
@@ -1447,12 +1458,9 @@ int nm_etcd_delete(struct nm_etcd *c, const char *key, bool prefix,
 
 	what_key(what, prefix ? "delete prefix" : "delete", key, strlen(key));
 	req = json_object_new_object();
-	if (!req || j_add_range(req, key, strlen(key), prefix)) {
-		set_err(err, what, c->ep[0], "out of memory");
-		ret = -ENOMEM;
-		goto out_req;
-	}
-	ret = call(c, what, "/v3/kv/deleterange", req, &o, err);
+	ret = call_built(c, what, "/v3/kv/deleterange", req,
+			 req ? j_add_range(req, key, strlen(key), prefix) : 0,
+			 &o, err);
 	if (ret)
 		goto out_req;
 	ret = j_i64(o, "deleted", &n, reason, sizeof(reason));
@@ -1599,12 +1607,8 @@ int nm_etcd_lease_grant(struct nm_etcd *c, __s64 ttl, __u64 *id,
 	int ret;
 
 	req = json_object_new_object();
-	if (!req || j_add_i64(req, "TTL", ttl)) {
-		set_err(err, what, c->ep[0], "out of memory");
-		ret = -ENOMEM;
-		goto out_req;
-	}
-	ret = call(c, what, "/v3/lease/grant", req, &o, err);
+	ret = call_built(c, what, "/v3/lease/grant", req,
+			 req ? j_add_i64(req, "TTL", ttl) : 0, &o, err);
 	if (ret)
 		goto out_req;
 	ret = j_u64(o, "ID", id, reason, sizeof(reason));
@@ -1642,13 +1646,9 @@ int nm_etcd_lease_keepalive(struct nm_etcd *c, __u64 id, __s64 *ttl,
 	snprintf(what, sizeof(what), "keep lease %llu alive",
 		 (unsigned long long)id);
 	req = json_object_new_object();
-	if (!req || j_add_u64(req, "ID", id)) {
-		set_err(err, what, c->ep[0], "out of memory");
-		ret = -ENOMEM;
-		goto out_req;
-	}
 	/* One POST per renewal: the gateway is half-duplex over HTTP/1.1. */
-	ret = call(c, what, "/v3/lease/keepalive", req, &o, err);
+	ret = call_built(c, what, "/v3/lease/keepalive", req,
+			 req ? j_add_u64(req, "ID", id) : 0, &o, err);
 	if (ret)
 		goto out_req;
 	ret = j_typed(o, "result", json_type_object, &res, reason,
@@ -1679,15 +1679,9 @@ static int simple_call(struct nm_etcd *c, const char *what, const char *path,
 	json_object *o;
 	int ret;
 
-	if (!req || add_ret) {
-		set_err(err, what, c->ep[0], "out of memory");
-		ret = -ENOMEM;
-		goto out_req;
-	}
-	ret = call(c, what, path, req, &o, err);
+	ret = call_built(c, what, path, req, add_ret, &o, err);
 	if (!ret)
 		json_object_put(o);
-out_req:
 	json_object_put(req);
 	return ret;
 }

@@ -713,6 +713,18 @@ static int same(struct dctx *d, const char *field, const char *body,
 	return 0;
 }
 
+/* The required top-level string @field, which must agree with @key. */
+static int get_same(struct dctx *d, json_object *root, const char *field,
+		    size_t max, const char *key, const char **out)
+{
+	int ret;
+
+	ret = get_str(d, root, "", field, max, true, out);
+	if (ret)
+		return ret;
+	return same(d, field, *out, key);
+}
+
 static int dec_cluster(struct dctx *d, json_object *root,
 		       struct nm_kv_record *rec)
 {
@@ -724,10 +736,8 @@ static int dec_cluster(struct dctx *d, json_object *root,
 	size_t i, n;
 	int ret;
 
-	ret = get_str(d, root, "", "name", NM_KV_CLUSTER_MAX, true, &name);
-	if (ret)
-		return ret;
-	ret = same(d, "name", name, rec->key.cluster);
+	ret = get_same(d, root, "name", NM_KV_CLUSTER_MAX, rec->key.cluster,
+		       &name);
 	if (ret)
 		return ret;
 	ret = get_uint(d, root, "", "id", 1, NM_ID_CLUSTER_MAX, true, 0, &id);
@@ -796,17 +806,11 @@ static int dec_node(struct dctx *d, json_object *root, struct nm_kv_record *rec)
 	__u64 id;
 	int ret;
 
-	ret = get_str(d, root, "", "name", NM_KV_NAME_MAX, true, &name);
+	ret = get_same(d, root, "name", NM_KV_NAME_MAX, rec->key.name, &name);
 	if (ret)
 		return ret;
-	ret = same(d, "name", name, rec->key.name);
-	if (ret)
-		return ret;
-	ret = get_str(d, root, "", "cluster", NM_KV_CLUSTER_MAX, true,
-		      &cluster);
-	if (ret)
-		return ret;
-	ret = same(d, "cluster", cluster, rec->key.cluster);
+	ret = get_same(d, root, "cluster", NM_KV_CLUSTER_MAX, rec->key.cluster,
+		       &cluster);
 	if (ret)
 		return ret;
 	ret = get_uint(d, root, "", "cluster_id", 1, NM_ID_CLUSTER_MAX, true, 0,
@@ -872,16 +876,10 @@ static int dec_endpoint(struct dctx *d, json_object *root,
 	const char *ns, *name, *node;
 	int ret;
 
-	ret = get_str(d, root, "", "namespace", NM_KV_NS_MAX, true, &ns);
+	ret = get_same(d, root, "namespace", NM_KV_NS_MAX, rec->key.ns, &ns);
 	if (ret)
 		return ret;
-	ret = same(d, "namespace", ns, rec->key.ns);
-	if (ret)
-		return ret;
-	ret = get_str(d, root, "", "name", NM_KV_NAME_MAX, true, &name);
-	if (ret)
-		return ret;
-	ret = same(d, "name", name, rec->key.name);
+	ret = get_same(d, root, "name", NM_KV_NAME_MAX, rec->key.name, &name);
 	if (ret)
 		return ret;
 	ret = get_ipv4(d, root, "", "ip", &ep->ip);
@@ -994,16 +992,10 @@ static int dec_service(struct dctx *d, json_object *root,
 	size_t i, j, n;
 	int ret;
 
-	ret = get_str(d, root, "", "namespace", NM_KV_NS_MAX, true, &ns);
+	ret = get_same(d, root, "namespace", NM_KV_NS_MAX, rec->key.ns, &ns);
 	if (ret)
 		return ret;
-	ret = same(d, "namespace", ns, rec->key.ns);
-	if (ret)
-		return ret;
-	ret = get_str(d, root, "", "name", NM_KV_NS_MAX, true, &name);
-	if (ret)
-		return ret;
-	ret = same(d, "name", name, rec->key.name);
+	ret = get_same(d, root, "name", NM_KV_NS_MAX, rec->key.name, &name);
 	if (ret)
 		return ret;
 	ret = get_bool(d, root, "", "global", &svc->global);

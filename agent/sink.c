@@ -65,6 +65,24 @@
 #include "maps/ipcache.h"
 #include "maps/node.h"
 
+/* ---- growable arrays ---------------------------------------------------- */
+
+/*
+ * Grow the array @v of *@cap elements of @size bytes: to @first elements,
+ * or twice as many. The new array (*@cap updated), or NULL with @v kept.
+ */
+static void *vec_grow(void *v, size_t *cap, size_t size, size_t first)
+{
+	size_t n = *cap ? *cap * 2 : first;
+	void *nv;
+
+	nv = realloc(v, n * size);
+	if (!nv)
+		return NULL;
+	*cap = n;
+	return nv;
+}
+
 /* ---- pointer vectors ---------------------------------------------------- */
 
 struct pvec {
@@ -77,13 +95,10 @@ static int pvec_insert(struct pvec *p, size_t at, void *x)
 	void **nv;
 
 	if (p->n == p->cap) {
-		size_t cap = p->cap ? p->cap * 2 : 4;
-
-		nv = realloc(p->v, cap * sizeof(*nv));
+		nv = vec_grow(p->v, &p->cap, sizeof(*nv), 4);
 		if (!nv)
 			return -ENOMEM;
 		p->v = nv;
-		p->cap = cap;
 	}
 	if (at > p->n)
 		at = p->n;
@@ -299,6 +314,28 @@ static void *tget(const void *probe, void *const *root,
 	return p ? *p : NULL;
 }
 
+/*
+ * tget(), or else add a copy of @probe (@size bytes, zero but for the key)
+ * to the tree: the element, or NULL when out of memory.
+ */
+static void *tget_add(const void *probe, void **root, size_t size,
+		      int (*cmp)(const void *, const void *))
+{
+	void *x = tget(probe, root, cmp);
+
+	if (x)
+		return x;
+	x = malloc(size);
+	if (!x)
+		return NULL;
+	memcpy(x, probe, size);
+	if (!tsearch(x, root, cmp)) {
+		free(x);
+		return NULL;
+	}
+	return x;
+}
+
 /* ---- helpers ------------------------------------------------------------ */
 
 static const char *ip_s(__be32 ip, char *buf)
@@ -345,23 +382,10 @@ static void key_desc(const struct nm_kv_key *k, char *buf, size_t len)
 
 static struct cstats *cstats_get(struct nm_sink *s, const char *cluster)
 {
-	struct cstats probe = {}, *c;
-	void **p;
+	struct cstats probe = {};
 
 	snprintf(probe.name, sizeof(probe.name), "%s", cluster);
-	c = tget(&probe, &s->clusters, cstats_cmp);
-	if (c)
-		return c;
-	c = calloc(1, sizeof(*c));
-	if (!c)
-		return NULL;
-	memcpy(c->name, probe.name, sizeof(c->name));
-	p = tsearch(c, &s->clusters, cstats_cmp);
-	if (!p) {
-		free(c);
-		return NULL;
-	}
-	return c;
+	return tget_add(&probe, &s->clusters, sizeof(probe), cstats_cmp);
 }
 
 static __u64 *stat_of(struct rec *r)
@@ -522,60 +546,27 @@ static struct nref *nref_get(struct nm_sink *s, const char *cluster,
 
 static struct ipslot *ipslot_get(struct nm_sink *s, __be32 ip)
 {
-	struct ipslot probe = { .ip = ip }, *x;
+	struct ipslot probe = { .ip = ip };
 
-	x = tget(&probe, &s->ipslots, ipslot_cmp);
-	if (x)
-		return x;
-	x = calloc(1, sizeof(*x));
-	if (!x)
-		return NULL;
-	x->ip = ip;
-	if (!tsearch(x, &s->ipslots, ipslot_cmp)) {
-		free(x);
-		return NULL;
-	}
-	return x;
+	return tget_add(&probe, &s->ipslots, sizeof(probe), ipslot_cmp);
 }
 
 static struct nodeslot *nodeslot_get(struct nm_sink *s, __be32 ip)
 {
-	struct nodeslot probe = { .ip = ip }, *x;
+	struct nodeslot probe = { .ip = ip };
 
-	x = tget(&probe, &s->nodeslots, nodeslot_cmp);
-	if (x)
-		return x;
-	x = calloc(1, sizeof(*x));
-	if (!x)
-		return NULL;
-	x->ip = ip;
-	if (!tsearch(x, &s->nodeslots, nodeslot_cmp)) {
-		free(x);
-		return NULL;
-	}
-	return x;
+	return tget_add(&probe, &s->nodeslots, sizeof(probe), nodeslot_cmp);
 }
 
 static struct feslot *feslot_get(struct nm_sink *s,
 				 const struct nm_frontend *fe)
 {
-	struct feslot probe = {}, *x;
+	struct feslot probe = {};
 
 	probe.fe.vip = fe->vip;
 	probe.fe.port = fe->port;
 	probe.fe.proto = fe->proto;
-	x = tget(&probe, &s->feslots, feslot_cmp);
-	if (x)
-		return x;
-	x = calloc(1, sizeof(*x));
-	if (!x)
-		return NULL;
-	x->fe = probe.fe;
-	if (!tsearch(x, &s->feslots, feslot_cmp)) {
-		free(x);
-		return NULL;
-	}
-	return x;
+	return tget_add(&probe, &s->feslots, sizeof(probe), feslot_cmp);
 }
 
 /* ---- touched slots ------------------------------------------------------ */
@@ -598,13 +589,10 @@ static int touch(struct touched *t, enum slot_kind kind, void *slot)
 		return 0;
 	}
 	if (t->n_more == t->cap_more) {
-		size_t cap = t->cap_more ? t->cap_more * 2 : 64;
-
-		nv = realloc(t->more, cap * sizeof(*nv));
+		nv = vec_grow(t->more, &t->cap_more, sizeof(*nv), 64);
 		if (!nv)
 			return -ENOMEM;
 		t->more = nv;
-		t->cap_more = cap;
 	}
 	t->more[t->n_more++] = (struct touch){ kind, slot };
 	return 0;
@@ -1131,13 +1119,10 @@ static int dropped_add(struct nm_sink *s, __u64 id)
 	__u64 *nv;
 
 	if (s->n_dropped == s->cap_dropped) {
-		size_t cap = s->cap_dropped ? s->cap_dropped * 2 : 16;
-
-		nv = realloc(s->dropped, cap * sizeof(*nv));
+		nv = vec_grow(s->dropped, &s->cap_dropped, sizeof(*nv), 16);
 		if (!nv)
 			return -ENOMEM;
 		s->dropped = nv;
-		s->cap_dropped = cap;
 	}
 	s->dropped[s->n_dropped++] = id;
 	return 0;
@@ -1736,8 +1721,7 @@ static int sweep_ipcache(struct nm_sink *s, size_t *swept)
 		    (v.flags & (NM_IPC_F_LOCAL | NM_IPC_F_CIDR)))
 			continue;
 		if (n == cap) {
-			cap = cap ? cap * 2 : 256;
-			nv = realloc(del, cap * sizeof(*nv));
+			nv = vec_grow(del, &cap, sizeof(*nv), 256);
 			if (!nv) {
 				err = -ENOMEM;
 				goto out;
@@ -1789,8 +1773,7 @@ static int sweep_nodes(struct nm_sink *s, size_t *swept)
 		if (node_held(s, key.node_ip))
 			continue;
 		if (n == cap) {
-			cap = cap ? cap * 2 : 64;
-			nv = realloc(del, cap * sizeof(*nv));
+			nv = vec_grow(del, &cap, sizeof(*nv), 64);
 			if (!nv) {
 				err = -ENOMEM;
 				goto out;
