@@ -18,65 +18,9 @@
 
 #include "agent/base64.h"
 #include "agent/etcd.h"
+#include "tests/lib/etcd_fx.h"
 #include "tests/lib/etcd_srv.h"
 #include "tests/lib/test.h"
-
-static struct etcd_srv srv_main;
-static bool srv_main_up;
-static char certs[PATH_MAX];
-
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static void sleep_ms(long ms)
-{
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-
-	nanosleep(&ts, NULL);
-}
-
-/* The shared plain etcd; skip (not fail) when etcd is not installed. */
-static bool need_main(void)
-{
-	int ret;
-
-	if (srv_main_up)
-		return true;
-	if (access(getenv("ETCD_BIN") ? getenv("ETCD_BIN") : "/usr/bin/etcd",
-		   X_OK)) {
-		nm_test_skip("etcd not installed (scripts/deps.sh)");
-		return false;
-	}
-	ret = etcd_srv_start(&srv_main, NULL);
-	if (!ASSERT_OK(ret, "start etcd"))
-		return false;
-	srv_main_up = true;
-	return true;
-}
-
-static struct nm_etcd *client_for(const char *url, const char *user,
-				  const char *pw)
-{
-	struct nm_etcd_config cfg = { .n_endpoints = 1 };
-	struct nm_etcd_err err = {};
-	struct nm_etcd *c;
-	int ret;
-
-	cfg.endpoints[0] = url;
-	cfg.username = user;
-	cfg.password = pw;
-	ret = nm_etcd_open(&cfg, &c, &err);
-	if (!ASSERT_OK(ret, "open client")) {
-		printf("# %s\n", err.msg);
-		return NULL;
-	}
-	return c;
-}
 
 static __s64 put_s(struct nm_etcd *c, const char *key, const char *val)
 {
@@ -99,9 +43,9 @@ static void test_put_get_delete(void)
 	__s64 rev, rev2, n;
 	int ret;
 
-	if (!need_main())
+	if (!etcd_fx_need_main())
 		return;
-	c = client_for(srv_main.url, NULL, NULL);
+	c = etcd_fx_client(etcd_fx_main.url, NULL, NULL);
 	if (!c)
 		return;
 	rev = put_s(c, "t/basic/k", "v1");
@@ -155,9 +99,9 @@ static void test_prefix_range_and_delete(void)
 	size_t i;
 	int ret;
 
-	if (!need_main())
+	if (!etcd_fx_need_main())
 		return;
-	c = client_for(srv_main.url, NULL, NULL);
+	c = etcd_fx_client(etcd_fx_main.url, NULL, NULL);
 	if (!c)
 		return;
 	for (i = 0; i < 5; i++)
@@ -219,10 +163,10 @@ static void test_create_if_absent_race(void)
 	pthread_t th[2];
 	int round, i, wins[2] = {};
 
-	if (!need_main())
+	if (!etcd_fx_need_main())
 		return;
 	for (i = 0; i < 2; i++) {
-		r[i].c = client_for(srv_main.url, NULL, NULL);
+		r[i].c = etcd_fx_client(etcd_fx_main.url, NULL, NULL);
 		if (!r[i].c)
 			goto out;
 		r[i].go = &go;
@@ -272,9 +216,9 @@ static void test_compare_and_swap(void)
 	__s64 rev;
 	int ret;
 
-	if (!need_main())
+	if (!etcd_fx_need_main())
 		return;
-	c = client_for(srv_main.url, NULL, NULL);
+	c = etcd_fx_client(etcd_fx_main.url, NULL, NULL);
 	if (!c)
 		return;
 	rev = put_s(c, "t/cas", "one");
@@ -381,23 +325,23 @@ static void test_pagination_10k_pinned(void)
 	double t0;
 	int ret;
 
-	if (!need_main())
+	if (!etcd_fx_need_main())
 		return;
-	c = client_for(srv_main.url, NULL, NULL);
-	p.writer = client_for(srv_main.url, NULL, NULL);
+	c = etcd_fx_client(etcd_fx_main.url, NULL, NULL);
+	p.writer = etcd_fx_client(etcd_fx_main.url, NULL, NULL);
 	if (!c || !p.writer)
 		goto out;
-	t0 = now_s();
+	t0 = nm_test_now_s();
 	ret = fill_keys(c, "t/page/%05d", 10000, &err);
 	if (!ASSERT_OK(ret, err.msg))
 		goto out;
-	printf("# filled 10000 keys in %.2f s\n", now_s() - t0);
-	t0 = now_s();
+	printf("# filled 10000 keys in %.2f s\n", nm_test_now_s() - t0);
+	t0 = nm_test_now_s();
 	ret = nm_etcd_range_each(c, &o, page_cb, &p, &rev, &err);
 	if (!ASSERT_OK(ret, err.msg))
 		goto out;
 	printf("# listed in pages of 1000 in %.3f s at revision %lld\n",
-	       now_s() - t0, (long long)rev);
+	       nm_test_now_s() - t0, (long long)rev);
 	ASSERT_EQ(p.write_err, 0, "writes during paging");
 	ASSERT_EQ(p.seen, 10000, "keys listed");
 	ASSERT_EQ(p.bad_order, 0, "keys strictly increasing");
@@ -418,9 +362,9 @@ static void test_lease_grant_keepalive_revoke_expire(void)
 	double t0;
 	int ret;
 
-	if (!need_main())
+	if (!etcd_fx_need_main())
 		return;
-	c = client_for(srv_main.url, NULL, NULL);
+	c = etcd_fx_client(etcd_fx_main.url, NULL, NULL);
 	if (!c)
 		return;
 	ret = nm_etcd_lease_grant(c, 30, &id, &ttl, &err);
@@ -454,15 +398,15 @@ static void test_lease_grant_keepalive_revoke_expire(void)
 		goto out;
 	ret = nm_etcd_put(c, "t/lease/b", "x", 1, id2, NULL, &err);
 	ASSERT_OK(ret, err.msg);
-	t0 = now_s();
+	t0 = nm_test_now_s();
 	do {
-		sleep_ms(200);
+		nm_test_sleep_ms(200);
 		ret = nm_etcd_get(c, "t/lease/b", &kv, &err);
 		nm_etcd_kv_free(&kv);
-	} while (ret == 0 && now_s() - t0 < 10);
+	} while (ret == 0 && nm_test_now_s() - t0 < 10);
 	ASSERT_EQ(ret, -ENOENT, "key under an expired lease is gone");
 	printf("# ttl %lld s lease expired after %.1f s\n", (long long)ttl,
-	       now_s() - t0);
+	       nm_test_now_s() - t0);
 	ret = nm_etcd_lease_keepalive(c, id2, &left, &err);
 	ASSERT_EQ(ret, -ENOENT, "keepalive of an expired lease");
 out:
@@ -536,10 +480,10 @@ static bool watch_start(struct watcher *w, struct nm_etcd *c, const char *key,
 
 static bool watch_wait(struct watcher *w, int n, double secs)
 {
-	double t0 = now_s();
+	double t0 = nm_test_now_s();
 
-	while (atomic_load(&w->n) < n && now_s() - t0 < secs)
-		sleep_ms(10);
+	while (atomic_load(&w->n) < n && nm_test_now_s() - t0 < secs)
+		nm_test_sleep_ms(10);
 	return ASSERT_GE(atomic_load(&w->n), n, "events arrived");
 }
 
@@ -566,10 +510,10 @@ static void test_watch_puts_deletes_txns_in_order(void)
 	struct nm_etcd *c, *wc;
 	int ret;
 
-	if (!need_main())
+	if (!etcd_fx_need_main())
 		return;
-	c = client_for(srv_main.url, NULL, NULL);
-	wc = client_for(srv_main.url, NULL, NULL);
+	c = etcd_fx_client(etcd_fx_main.url, NULL, NULL);
+	wc = etcd_fx_client(etcd_fx_main.url, NULL, NULL);
 	if (!c || !wc)
 		goto out_close;
 	ret = nm_etcd_range(c, &o, &kvs, &err);
@@ -594,7 +538,7 @@ static void test_watch_puts_deletes_txns_in_order(void)
 	put_s(c, "t/other", "not watched");
 	if (!watch_wait(&w, 6, 5))
 		goto out_watch;
-	sleep_ms(100); /* nothing more may come */
+	nm_test_sleep_ms(100); /* nothing more may come */
 	watch_end(&w);
 	ASSERT_EQ(w.ret, 0, "watch ended by the stop flag");
 	if (!ASSERT_EQ(atomic_load(&w.n), 6, "events"))
@@ -641,9 +585,9 @@ static void test_watch_from_compacted_revision(void)
 	__s64 r1, r2;
 	int ret;
 
-	if (!need_main())
+	if (!etcd_fx_need_main())
 		return;
-	c = client_for(srv_main.url, NULL, NULL);
+	c = etcd_fx_client(etcd_fx_main.url, NULL, NULL);
 	if (!c)
 		return;
 	o.arg = &w;
@@ -679,13 +623,13 @@ static void test_watch_resumes_after_sigkill_restart(void)
 	double t0;
 	int i, ret;
 
-	if (!need_main())
+	if (!etcd_fx_need_main())
 		return;
 	ret = etcd_srv_start(&s, NULL);
 	if (!ASSERT_OK(ret, "start etcd"))
 		return;
-	c = client_for(s.url, NULL, NULL);
-	wc = client_for(s.url, NULL, NULL);
+	c = etcd_fx_client(s.url, NULL, NULL);
+	wc = etcd_fx_client(s.url, NULL, NULL);
 	if (!c || !wc)
 		goto out;
 	r0 = put_s(c, "t/r/start", "x");
@@ -698,13 +642,13 @@ static void test_watch_resumes_after_sigkill_restart(void)
 		revs[i] = put_s(c, key, val);
 	}
 	/* Killed while the watcher may still be behind. */
-	t0 = now_s();
+	t0 = nm_test_now_s();
 	etcd_srv_stop(&s, true);
-	sleep_ms(300); /* the watcher meets refused connections */
+	nm_test_sleep_ms(300); /* the watcher meets refused connections */
 	ret = etcd_srv_restart(&s);
 	if (!ASSERT_OK(ret, "restart etcd"))
 		goto out;
-	printf("# etcd down and back in %.2f s\n", now_s() - t0);
+	printf("# etcd down and back in %.2f s\n", nm_test_now_s() - t0);
 	for (i = 20; i < 40; i++) {
 		snprintf(key, sizeof(key), "t/r/%02d", i);
 		snprintf(val, sizeof(val), "v%d", i);
@@ -712,7 +656,7 @@ static void test_watch_resumes_after_sigkill_restart(void)
 	}
 	if (!watch_wait(&w, 40, 10))
 		goto out;
-	sleep_ms(200);
+	nm_test_sleep_ms(200);
 	watch_end(&w);
 	ASSERT_EQ(w.ret, 0, "watch ended by the stop flag");
 	if (!ASSERT_EQ(atomic_load(&w.n), 40, "every event exactly once"))
@@ -745,12 +689,12 @@ static void test_cluster_id_change_detected(void)
 	__u64 id1;
 	int ret;
 
-	if (!need_main())
+	if (!etcd_fx_need_main())
 		return;
 	ret = etcd_srv_start(&s, NULL);
 	if (!ASSERT_OK(ret, "start etcd"))
 		return;
-	c = client_for(s.url, NULL, NULL);
+	c = etcd_fx_client(s.url, NULL, NULL);
 	if (!c)
 		goto out;
 	o.arg = &w;
@@ -782,19 +726,19 @@ static void test_failover_between_endpoints(void)
 	char dead[64];
 	int ret;
 
-	if (!need_main())
+	if (!etcd_fx_need_main())
 		return;
 	/* The peer port of the main etcd speaks no client API: use a
 	 * port nobody listens on instead (ours, just released). */
 	snprintf(dead, sizeof(dead), "http://127.0.0.1:1");
 	cfg.endpoints[0] = dead;
-	cfg.endpoints[1] = srv_main.url;
+	cfg.endpoints[1] = etcd_fx_main.url;
 	ret = nm_etcd_open(&cfg, &c, &err);
 	if (!ASSERT_OK(ret, err.msg))
 		return;
 	ret = nm_etcd_put(c, "t/fo", "x", 1, 0, NULL, &err);
 	ASSERT_OK(ret, err.msg);
-	ASSERT_TRUE(!strcmp(nm_etcd_endpoint(c), srv_main.url),
+	ASSERT_TRUE(!strcmp(nm_etcd_endpoint(c), etcd_fx_main.url),
 		    "sticks to the member that answered");
 	nm_etcd_close(c);
 
@@ -827,12 +771,11 @@ static void test_mtls_right_wrong_none(void)
 	struct etcd_srv s;
 	int ret;
 
-	if (!need_main())
+	if (!etcd_fx_need_main())
 		return;
-	if (!certs[0] &&
-	    !ASSERT_OK(etcd_srv_make_certs(certs, sizeof(certs)), "make certs"))
+	so.certs_dir = etcd_fx_certs();
+	if (!so.certs_dir)
 		return;
-	so.certs_dir = certs;
 	ret = etcd_srv_start(&s, &so);
 	if (!ASSERT_OK(ret, "start etcd with mTLS"))
 		return;
@@ -912,12 +855,12 @@ static void test_auth_read_only_user(void)
 	__s64 rev;
 	int ret;
 
-	if (!need_main())
+	if (!etcd_fx_need_main())
 		return;
 	ret = etcd_srv_start(&s, &so);
 	if (!ASSERT_OK(ret, "start etcd"))
 		return;
-	adm = client_for(s.url, NULL, NULL);
+	adm = etcd_fx_client(s.url, NULL, NULL);
 	if (!adm)
 		goto out;
 	nm_b64_encode("nodemesh/", 9, k);
@@ -940,9 +883,9 @@ static void test_auth_read_only_user(void)
 	      admin(adm, "enable auth", "/v3/auth/enable", "{}");
 	if (!ASSERT_OK(ret, "set up users and roles"))
 		goto out;
-	root = client_for(s.url, "root", "rootpw");
-	rd = client_for(s.url, "rd", "rdpw");
-	bad = client_for(s.url, "rd", "nope");
+	root = etcd_fx_client(s.url, "root", "rootpw");
+	rd = etcd_fx_client(s.url, "rd", "rdpw");
+	bad = etcd_fx_client(s.url, "rd", "nope");
 	if (!root || !rd || !bad)
 		goto out;
 	put_s(root, "nodemesh/cluster/east", "{}");
@@ -1036,7 +979,7 @@ static void *fake_fn(void *arg)
 			if (send(cfd, f->reply + off, k, MSG_NOSIGNAL) < 0)
 				break;
 			if (f->piece)
-				sleep_ms(2); /* separate reads for curl */
+				nm_test_sleep_ms(2); /* separate reads for curl */
 		}
 		close(cfd);
 	}
@@ -1094,7 +1037,7 @@ static void check_fake(const char *reply, bool watch, const char *why)
 	if (!fake_start(&f, reply, 0))
 		return;
 	snprintf(url, sizeof(url), "http://127.0.0.1:%d", f.port);
-	c = client_for(url, NULL, NULL);
+	c = etcd_fx_client(url, NULL, NULL);
 	if (c) {
 		o.arg = &w;
 		if (watch)
@@ -1138,7 +1081,7 @@ static void test_watch_messages_split_across_chunks(void)
 	if (!fake_start(&f, stream, 7))
 		return;
 	snprintf(url, sizeof(url), "http://127.0.0.1:%d", f.port);
-	c = client_for(url, NULL, NULL);
+	c = etcd_fx_client(url, NULL, NULL);
 	if (c) {
 		o.arg = &w;
 		ret = nm_etcd_watch(c, &o, &st, &err);
@@ -1197,6 +1140,6 @@ int main(void)
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	failed = NM_TEST_RUN(tests);
-	etcd_srv_destroy(&srv_main);
+	etcd_fx_destroy();
 	return failed ? 1 : 0;
 }

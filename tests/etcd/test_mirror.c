@@ -27,74 +27,10 @@
 #include "agent/kvstore.h"
 #include "agent/mirror.h"
 #include "maps/identity.h"
+#include "tests/lib/etcd_fx.h"
 #include "tests/lib/etcd_srv.h"
 #include "tests/lib/kv_fx.h"
 #include "tests/lib/test.h"
-
-static struct etcd_srv srv_main;
-static bool srv_main_up;
-static char certs[PATH_MAX];
-
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static void sleep_ms(long ms)
-{
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-
-	nanosleep(&ts, NULL);
-}
-
-/* Poll @cond every 10 ms for up to @secs; true once it holds. */
-#define WAIT_FOR(cond, secs)                                          \
-	({                                                            \
-		double ___t0 = now_s();                               \
-		bool ___ok;                                           \
-		while (!(___ok = (cond)) && now_s() - ___t0 < (secs)) \
-			sleep_ms(10);                                 \
-		___ok;                                                \
-	})
-
-static bool have_etcd(void)
-{
-	if (access(getenv("ETCD_BIN") ? getenv("ETCD_BIN") : "/usr/bin/etcd",
-		   X_OK)) {
-		nm_test_skip("etcd not installed (scripts/deps.sh)");
-		return false;
-	}
-	return true;
-}
-
-static bool need_main(void)
-{
-	if (srv_main_up)
-		return true;
-	if (!have_etcd())
-		return false;
-	if (!ASSERT_OK(etcd_srv_start(&srv_main, NULL), "start etcd"))
-		return false;
-	srv_main_up = true;
-	return true;
-}
-
-static struct nm_etcd *client_for(const char *url)
-{
-	struct nm_etcd_config cfg = { .n_endpoints = 1 };
-	struct nm_etcd_err err = { { 0 } };
-	struct nm_etcd *c;
-
-	cfg.endpoints[0] = url;
-	if (!ASSERT_OK(nm_etcd_open(&cfg, &c, &err), "open client")) {
-		printf("# %s\n", err.msg);
-		return NULL;
-	}
-	return c;
-}
 
 /*
  * The fake sink: one entry per key ever seen, with what was last upserted
@@ -336,7 +272,7 @@ static struct nm_etcd_config plain(const char *url)
 
 static bool wait_synced(struct nm_mirror *m, double secs)
 {
-	bool ok = WAIT_FOR(stats_of(m).synced, secs);
+	bool ok = NM_WAIT_FOR(stats_of(m).synced, secs);
 
 	if (!ok)
 		printf("# not synced; last error: %s\n",
@@ -347,10 +283,10 @@ static bool wait_synced(struct nm_mirror *m, double secs)
 /* Stop and report how long it took (must be well under a second). */
 static void stop_timed(struct nm_mirror *m, const char *what)
 {
-	double t0 = now_s(), dt;
+	double t0 = nm_test_now_s(), dt;
 
 	nm_mirror_stop(m);
-	dt = now_s() - t0;
+	dt = nm_test_now_s() - t0;
 	printf("# %s: stopped in %.0f ms\n", what, dt * 1e3);
 	ASSERT_LT(dt * 1e3, 400, "stop is prompt");
 }
@@ -400,9 +336,9 @@ static void test_list_then_watch_puts_deletes_txns(void)
 	__s64 rev;
 
 	fs_init(&fs, ctx.prefix, &sink);
-	if (!need_main())
+	if (!etcd_fx_need_main())
 		goto out;
-	c = client_for(srv_main.url);
+	c = etcd_fx_client(etcd_fx_main.url, NULL, NULL);
 	if (!c)
 		goto out;
 	if (fx_cluster(&ctx, &cl) || fx_heartbeat(&ctx, 1000, &hb) ||
@@ -428,7 +364,7 @@ static void test_list_then_watch_puts_deletes_txns(void)
 		nm_test_fail();
 		goto out;
 	}
-	cfg = plain(srv_main.url);
+	cfg = plain(etcd_fx_main.url);
 	m = start_mirror(&cfg, ctx.prefix, 0, &sink);
 	if (!m || !wait_synced(m, 5))
 		goto out;
@@ -462,13 +398,13 @@ static void test_list_then_watch_puts_deletes_txns(void)
 		nm_test_fail();
 		goto out;
 	}
-	sleep_ms(20);
+	nm_test_sleep_ms(20);
 	fx_kv_free(&hb);
 	if (fx_heartbeat(&ctx, 2000, &hb) || fx_put(c, &hb, &rev)) {
 		nm_test_fail();
 		goto out;
 	}
-	if (!ASSERT_TRUE(WAIT_FOR(stats_of(m).revision >= rev, 5),
+	if (!ASSERT_TRUE(NM_WAIT_FOR(stats_of(m).revision >= rev, 5),
 			 "watch caught up"))
 		goto out;
 	st = stats_of(m);
@@ -498,7 +434,7 @@ static void test_list_then_watch_puts_deletes_txns(void)
 				      &rev, &err),
 		       err.msg))
 		goto out;
-	ASSERT_TRUE(WAIT_FOR(stats_of(m).revision >= rev, 5), "caught up");
+	ASSERT_TRUE(NM_WAIT_FOR(stats_of(m).revision >= rev, 5), "caught up");
 	ASSERT_TRUE(!fs_has(&fs, ep1.key, NULL) &&
 			    !fs_has(&fs, ep2.key, NULL) &&
 			    !fs_has(&fs, ep3.key, NULL),
@@ -568,22 +504,22 @@ static void test_pagination_10k(void)
 	double t0;
 
 	fs_init(&fs, ctx.prefix, &sink);
-	if (!need_main())
+	if (!etcd_fx_need_main())
 		goto out;
-	c = client_for(srv_main.url);
+	c = etcd_fx_client(etcd_fx_main.url, NULL, NULL);
 	if (!c)
 		goto out;
-	t0 = now_s();
+	t0 = nm_test_now_s();
 	if (!ASSERT_OK(fill_endpoints(c, &ctx, 10000, "ep-%05d"), "fill"))
 		goto out;
-	printf("# filled 10000 endpoint records in %.2f s\n", now_s() - t0);
-	cfg = plain(srv_main.url);
-	t0 = now_s();
+	printf("# filled 10000 endpoint records in %.2f s\n", nm_test_now_s() - t0);
+	cfg = plain(etcd_fx_main.url);
+	t0 = nm_test_now_s();
 	m = start_mirror(&cfg, ctx.prefix, 1000, &sink);
 	if (!m || !wait_synced(m, 20))
 		goto out;
 	printf("# mirrored 10000 records in pages of 1000 in %.3f s\n",
-	       now_s() - t0);
+	       nm_test_now_s() - t0);
 	ASSERT_EQ(stats_of(m).records, 10000, "records");
 	ASSERT_EQ(fs_present(&fs), 10000, "sink holds all");
 	pthread_mutex_lock(&fs.lock);
@@ -790,12 +726,12 @@ static void test_compaction_while_cut_relists_and_sweeps(void)
 	int i;
 
 	fs_init(&fs, ctx.prefix, &sink);
-	if (!have_etcd() || !ASSERT_OK(etcd_srv_start(&s, NULL), "start etcd"))
+	if (!etcd_fx_have_etcd() || !ASSERT_OK(etcd_srv_start(&s, NULL), "start etcd"))
 		goto out;
 	if (!ASSERT_OK(px_start(&px, s.client_port), "start proxy"))
 		goto out;
 	px_up = true;
-	c = client_for(s.url);
+	c = etcd_fx_client(s.url, NULL, NULL);
 	if (!c || fx_cluster(&ctx, &cl) || fx_put(c, &cl, NULL))
 		goto fail;
 	for (i = 0; i < 6; i++) {
@@ -819,7 +755,7 @@ static void test_compaction_while_cut_relists_and_sweeps(void)
 
 	/* Cut: the mirror sees none of what follows as events. */
 	atomic_store(&px.cut, 1);
-	if (!ASSERT_TRUE(WAIT_FOR(atomic_load(&px.open) == 0, 2),
+	if (!ASSERT_TRUE(NM_WAIT_FOR(atomic_load(&px.open) == 0, 2),
 			 "connections cut"))
 		goto out;
 	if (!ASSERT_OK(nm_etcd_delete(c, ep[0].key, false, NULL, NULL, &err),
@@ -830,17 +766,17 @@ static void test_compaction_while_cut_relists_and_sweeps(void)
 		goto fail;
 	if (!ASSERT_OK(nm_etcd_compact(c, rev, &err), err.msg))
 		goto out;
-	t0 = now_s();
+	t0 = nm_test_now_s();
 	atomic_store(&px.cut, 0);
 
 	/* Resuming below the compaction: -ERANGE, re-list, sweep. */
-	if (!ASSERT_TRUE(WAIT_FOR(stats_of(m).relists >= 1 &&
+	if (!ASSERT_TRUE(NM_WAIT_FOR(stats_of(m).relists >= 1 &&
 					  !fs_has(&fs, ep[1].key, NULL),
 				  10),
 			 "re-listed"))
 		goto out;
 	printf("# re-listed and swept %.2f s after the cut ended\n",
-	       now_s() - t0);
+	       nm_test_now_s() - t0);
 	st = stats_of(m);
 	ASSERT_TRUE(!fs_has(&fs, ep[0].key, NULL) &&
 			    fs_look(&fs, ep[0].key).removes == 1,
@@ -856,7 +792,7 @@ static void test_compaction_while_cut_relists_and_sweeps(void)
 	ASSERT_EQ(st.records, 5, "records");
 	ASSERT_EQ(st.relists, 1, "one re-list");
 	ASSERT_TRUE(st.revision >= rev, "revision past the compaction");
-	ASSERT_TRUE(WAIT_FOR(stats_of(m).connected, 12), "connected again");
+	ASSERT_TRUE(NM_WAIT_FOR(stats_of(m).connected, 12), "connected again");
 	goto out;
 fail:
 	nm_test_fail();
@@ -892,9 +828,9 @@ static void test_sigkill_restart_mid_watch(void)
 	int i;
 
 	fs_init(&fs, ctx.prefix, &sink);
-	if (!have_etcd() || !ASSERT_OK(etcd_srv_start(&s, NULL), "start etcd"))
+	if (!etcd_fx_have_etcd() || !ASSERT_OK(etcd_srv_start(&s, NULL), "start etcd"))
 		goto out;
-	c = client_for(s.url);
+	c = etcd_fx_client(s.url, NULL, NULL);
 	if (!c || fx_cluster(&ctx, &kv) || fx_put(c, &kv, NULL))
 		goto fail;
 	fx_kv_free(&kv);
@@ -911,22 +847,22 @@ static void test_sigkill_restart_mid_watch(void)
 		fx_kv_free(&kv);
 	}
 	/* Killed while the mirror may still be behind. */
-	ASSERT_TRUE(WAIT_FOR(stats_of(m).connected, 2), "connected before");
-	t0 = now_s();
+	ASSERT_TRUE(NM_WAIT_FOR(stats_of(m).connected, 2), "connected before");
+	t0 = nm_test_now_s();
 	etcd_srv_stop(&s, true);
 	/* The lost stream is reported at once, with no watch slicing. */
-	ASSERT_TRUE(WAIT_FOR(!stats_of(m).connected, 1),
+	ASSERT_TRUE(NM_WAIT_FOR(!stats_of(m).connected, 1),
 		    "disconnected within 1 s of the kill");
 	printf("# connected went false %.0f ms after the kill\n",
-	       (now_s() - t0) * 1e3);
-	sleep_ms(300);
+	       (nm_test_now_s() - t0) * 1e3);
+	nm_test_sleep_ms(300);
 	ASSERT_TRUE(!stats_of(m).connected, "still disconnected while down");
 	if (!ASSERT_OK(etcd_srv_restart(&s), "restart etcd"))
 		goto out;
-	printf("# etcd down and back in %.2f s\n", now_s() - t0);
-	ASSERT_TRUE(WAIT_FOR(stats_of(m).connected, 8),
+	printf("# etcd down and back in %.2f s\n", nm_test_now_s() - t0);
+	ASSERT_TRUE(NM_WAIT_FOR(stats_of(m).connected, 8),
 		    "connected again after the restart");
-	printf("# connected again %.2f s after the kill\n", now_s() - t0);
+	printf("# connected again %.2f s after the kill\n", nm_test_now_s() - t0);
 	for (i = 20; i < 40; i++) {
 		snprintf(name, sizeof(name), "ep-%02d", i);
 		if (fx_endpoint(&ctx, "shop", name, fx_ip(10, i + 1), 256,
@@ -944,12 +880,12 @@ static void test_sigkill_restart_mid_watch(void)
 			goto fail;
 		fx_kv_free(&kv);
 	}
-	if (!ASSERT_TRUE(WAIT_FOR(stats_of(m).revision >= rev, 15),
+	if (!ASSERT_TRUE(NM_WAIT_FOR(stats_of(m).revision >= rev, 15),
 			 "caught up after the restart"))
 		goto out;
 	st = stats_of(m);
 	printf("# caught up %.2f s after the kill, %llu reconnects\n",
-	       now_s() - t0, (unsigned long long)st.reconnects);
+	       nm_test_now_s() - t0, (unsigned long long)st.reconnects);
 	ASSERT_EQ(st.records, 41, "records");
 	ASSERT_EQ(fs_present(&fs), 41, "sink holds each key");
 	pthread_mutex_lock(&fs.lock);
@@ -993,9 +929,9 @@ static void test_new_etcd_behind_the_address_relists(void)
 	struct fake_sink fs;
 
 	fs_init(&fs, ctx.prefix, &sink);
-	if (!have_etcd() || !ASSERT_OK(etcd_srv_start(&s, NULL), "start etcd"))
+	if (!etcd_fx_have_etcd() || !ASSERT_OK(etcd_srv_start(&s, NULL), "start etcd"))
 		goto out;
-	c = client_for(s.url);
+	c = etcd_fx_client(s.url, NULL, NULL);
 	if (!c || fx_cluster(&ctx, &cl) ||
 	    fx_endpoint(&ctx, "shop", "a", ip4("10.1.0.1"), 256, &a) ||
 	    fx_endpoint(&ctx, "shop", "b", ip4("10.1.0.2"), 256, &b) ||
@@ -1011,7 +947,7 @@ static void test_new_etcd_behind_the_address_relists(void)
 	nm_etcd_forget_cluster_id(c);
 	if (fx_put(c, &cl, NULL) || fx_put(c, &n, NULL))
 		goto fail;
-	if (!ASSERT_TRUE(WAIT_FOR(fs_has(&fs, n.key, NULL) &&
+	if (!ASSERT_TRUE(NM_WAIT_FOR(fs_has(&fs, n.key, NULL) &&
 					  !fs_has(&fs, a.key, NULL),
 				  15),
 			 "re-listed the new etcd"))
@@ -1071,9 +1007,9 @@ static void test_bad_records_rejected_and_counted(void)
 	int sent = 0;
 
 	fs_init(&fs, ctx.prefix, &sink);
-	if (!need_main())
+	if (!etcd_fx_need_main())
 		goto out;
-	c = client_for(srv_main.url);
+	c = etcd_fx_client(etcd_fx_main.url, NULL, NULL);
 	if (!c ||
 	    fx_endpoint(&ctx, "shop", "good", ip4("10.1.0.1"), 256, &good) ||
 	    fx_endpoint(&ctx, "shop", "victim", ip4("10.1.0.2"), 256,
@@ -1087,7 +1023,7 @@ static void test_bad_records_rejected_and_counted(void)
 	    fx_put_raw(c, bad_keys[9], "{\"schema\":1}", 12, NULL) ||
 	    fx_put(c, &good, NULL) || fx_put(c, &victim, NULL))
 		goto fail;
-	cfg = plain(srv_main.url);
+	cfg = plain(etcd_fx_main.url);
 	m = start_mirror(&cfg, ctx.prefix, 0, &sink);
 	if (!m || !wait_synced(m, 5))
 		goto out;
@@ -1132,7 +1068,7 @@ static void test_bad_records_rejected_and_counted(void)
 	/* Still serving: a valid put after them arrives. */
 	if (fx_put(c, &after, &rev))
 		goto fail;
-	if (!ASSERT_TRUE(WAIT_FOR(fs_has(&fs, after.key, NULL), 5),
+	if (!ASSERT_TRUE(NM_WAIT_FOR(fs_has(&fs, after.key, NULL), 5),
 			 "valid put after the bad ones arrives"))
 		goto out;
 	st = stats_of(m);
@@ -1202,14 +1138,14 @@ static void test_sink_failure_counted(void)
 	__s64 rev;
 
 	fs_init(&fs, ctx.prefix, &sink);
-	if (!need_main())
+	if (!etcd_fx_need_main())
 		goto out;
-	c = client_for(srv_main.url);
+	c = etcd_fx_client(etcd_fx_main.url, NULL, NULL);
 	if (!c || fx_endpoint(&ctx, "shop", "a", ip4("10.1.0.1"), 256, &a) ||
 	    fx_endpoint(&ctx, "shop", "b", ip4("10.1.0.2"), 256, &b) ||
 	    fx_put(c, &a, NULL))
 		goto fail;
-	cfg = plain(srv_main.url);
+	cfg = plain(etcd_fx_main.url);
 	m = start_mirror(&cfg, ctx.prefix, 0, &sink);
 	if (!m || !wait_synced(m, 5))
 		goto out;
@@ -1217,7 +1153,7 @@ static void test_sink_failure_counted(void)
 	fs_fail_key(&fs, b.key, 1000);
 	if (fx_put(c, &b, &rev))
 		goto fail;
-	ASSERT_TRUE(WAIT_FOR(stats_of(m).revision >= rev, 5), "caught up");
+	ASSERT_TRUE(NM_WAIT_FOR(stats_of(m).revision >= rev, 5), "caught up");
 	ASSERT_GE(stats_of(m).apply_errors, 1, "sink failure counted");
 	ASSERT_EQ(stats_of(m).records, 1, "failed record not mirrored");
 	ASSERT_EQ(stats_of(m).pending, 1, "but pending");
@@ -1225,9 +1161,9 @@ static void test_sink_failure_counted(void)
 		    stats_of(m).last_error);
 	ASSERT_TRUE(!fs_has(&fs, b.key, NULL), "not in the sink");
 	fs_fail_key(&fs, b.key, 0);
-	ASSERT_TRUE(WAIT_FOR(fs_has(&fs, b.key, NULL), 5),
+	ASSERT_TRUE(NM_WAIT_FOR(fs_has(&fs, b.key, NULL), 5),
 		    "applied by a retry once the sink takes it");
-	ASSERT_TRUE(WAIT_FOR(stats_of(m).records == 2, 1), "now mirrored");
+	ASSERT_TRUE(NM_WAIT_FOR(stats_of(m).records == 2, 1), "now mirrored");
 	ASSERT_EQ(stats_of(m).pending, 0, "nothing pending");
 
 	/* A failed overwrite keeps the key tracked: the sink holds the old. */
@@ -1235,7 +1171,7 @@ static void test_sink_failure_counted(void)
 	if (fx_endpoint(&ctx, "shop", "a", ip4("10.1.0.7"), 256, &a2) ||
 	    fx_put(c, &a2, &rev))
 		goto fail;
-	ASSERT_TRUE(WAIT_FOR(stats_of(m).revision >= rev, 5), "caught up");
+	ASSERT_TRUE(NM_WAIT_FOR(stats_of(m).revision >= rev, 5), "caught up");
 	ASSERT_EQ(stats_of(m).records, 2, "overwritten key still tracked");
 	ASSERT_EQ(stats_of(m).pending, 1, "new value pending");
 	ASSERT_TRUE(fs_has(&fs, a.key,
@@ -1243,7 +1179,7 @@ static void test_sink_failure_counted(void)
 		    "old value kept");
 	fs_fail_key(&fs, a.key, 0);
 	ASSERT_TRUE(
-		WAIT_FOR(fs_has(&fs, a.key,
+		NM_WAIT_FOR(fs_has(&fs, a.key,
 				ep_desc(ip4("10.1.0.7"), 256, d, sizeof(d))),
 			 5),
 		"new value applied by a retry");
@@ -1286,27 +1222,27 @@ static void test_failed_upsert_retried(void)
 	int tries;
 
 	fs_init(&fs, ctx.prefix, &sink);
-	if (!need_main())
+	if (!etcd_fx_need_main())
 		goto out;
-	c = client_for(srv_main.url);
+	c = etcd_fx_client(etcd_fx_main.url, NULL, NULL);
 	if (!c || fx_endpoint(&ctx, "shop", "x", ip4("10.1.1.1"), 256, &x) ||
 	    fx_endpoint(&ctx, "shop", "y", ip4("10.1.1.2"), 256, &y1) ||
 	    fx_endpoint(&ctx, "shop", "y", ip4("10.1.1.3"), 256, &y2) ||
 	    fx_endpoint(&ctx, "shop", "z", ip4("10.1.1.4"), 256, &z))
 		goto fail;
-	cfg = plain(srv_main.url);
+	cfg = plain(etcd_fx_main.url);
 	m = start_mirror(&cfg, ctx.prefix, 0, &sink);
 	if (!m || !wait_synced(m, 5))
 		goto out;
 
 	fs_fail_key(&fs, x.key, 2);
-	t0 = now_s();
+	t0 = nm_test_now_s();
 	if (fx_put(c, &x, &rev))
 		goto fail;
-	if (!ASSERT_TRUE(WAIT_FOR(fs_has(&fs, x.key, NULL), 8),
+	if (!ASSERT_TRUE(NM_WAIT_FOR(fs_has(&fs, x.key, NULL), 8),
 			 "applied in the end"))
 		goto out;
-	dt = now_s() - t0;
+	dt = nm_test_now_s() - t0;
 	st = stats_of(m);
 	printf("# applied %.2f s after the put, on try %d\n", dt,
 	       fs_key_tries(&fs));
@@ -1322,10 +1258,10 @@ static void test_failed_upsert_retried(void)
 	fs_fail_key(&fs, y1.key, 1000);
 	if (fx_put(c, &y1, NULL) || fx_put(c, &y2, &rev))
 		goto fail;
-	ASSERT_TRUE(WAIT_FOR(stats_of(m).revision >= rev, 5), "caught up");
+	ASSERT_TRUE(NM_WAIT_FOR(stats_of(m).revision >= rev, 5), "caught up");
 	ASSERT_EQ(stats_of(m).pending, 1, "one pending entry for y");
 	fs_fail_key(&fs, y1.key, 0);
-	ASSERT_TRUE(WAIT_FOR(fs_has(&fs, y1.key, NULL), 5), "y applied");
+	ASSERT_TRUE(NM_WAIT_FOR(fs_has(&fs, y1.key, NULL), 5), "y applied");
 	ASSERT_TRUE(fs_has(&fs, y1.key,
 			   ep_desc(ip4("10.1.1.3"), 256, d, sizeof(d))),
 		    "with the newer value");
@@ -1335,13 +1271,13 @@ static void test_failed_upsert_retried(void)
 	fs_fail_key(&fs, z.key, 1000);
 	if (fx_put(c, &z, &rev))
 		goto fail;
-	ASSERT_TRUE(WAIT_FOR(stats_of(m).pending == 1, 5), "z pending");
+	ASSERT_TRUE(NM_WAIT_FOR(stats_of(m).pending == 1, 5), "z pending");
 	if (!ASSERT_OK(nm_etcd_delete(c, z.key, false, NULL, &rev, &err),
 		       "delete z"))
 		goto out;
-	ASSERT_TRUE(WAIT_FOR(stats_of(m).pending == 0, 5), "dropped");
+	ASSERT_TRUE(NM_WAIT_FOR(stats_of(m).pending == 0, 5), "dropped");
 	tries = fs_key_tries(&fs);
-	sleep_ms(1500);
+	nm_test_sleep_ms(1500);
 	ASSERT_EQ(fs_key_tries(&fs), tries, "no retry after the delete");
 	ASSERT_TRUE(!fs_has(&fs, z.key, NULL), "never in the sink");
 	goto out;
@@ -1369,7 +1305,7 @@ static void test_unreachable_etcd_backs_off_and_stops_fast(void)
 	m = start_mirror(&cfg, NULL, 0, &sink);
 	if (!m)
 		goto out;
-	sleep_ms(700);
+	nm_test_sleep_ms(700);
 	st = stats_of(m);
 	ASSERT_TRUE(!st.synced && !st.connected, "not synced, not connected");
 	ASSERT_TRUE(strstr(st.last_error,
@@ -1431,7 +1367,7 @@ static bool wait_stopped(pid_t pid)
 		closedir(d);
 		if (!running)
 			return true;
-		sleep_ms(10);
+		nm_test_sleep_ms(10);
 	}
 	return false;
 }
@@ -1451,9 +1387,9 @@ static void test_stop_while_list_hangs(void)
 	bool frozen = false;
 
 	fs_init(&fs, ctx.prefix, &sink);
-	if (!have_etcd() || !ASSERT_OK(etcd_srv_start(&s, NULL), "start etcd"))
+	if (!etcd_fx_have_etcd() || !ASSERT_OK(etcd_srv_start(&s, NULL), "start etcd"))
 		goto out;
-	c = client_for(s.url);
+	c = etcd_fx_client(s.url, NULL, NULL);
 	if (!c || fx_cluster(&ctx, &cl) || fx_put(c, &cl, NULL))
 		goto fail;
 	if (!ASSERT_OK(kill(s.pid, SIGSTOP), "freeze etcd"))
@@ -1465,13 +1401,13 @@ static void test_stop_while_list_hangs(void)
 	m = start_mirror(&cfg, ctx.prefix, 0, &sink);
 	if (!m)
 		goto out;
-	sleep_ms(300); /* the list is in flight, waiting on etcd */
+	nm_test_sleep_ms(300); /* the list is in flight, waiting on etcd */
 	ASSERT_TRUE(!stats_of(m).synced, "not synced while etcd is frozen");
 	stop_timed(m, "mirror stuck in a list");
 	m = NULL;
 	kill(s.pid, SIGCONT);
 	frozen = false;
-	sleep_ms(500); /* the left thread ends its list and frees itself */
+	nm_test_sleep_ms(500); /* the left thread ends its list and frees itself */
 	pthread_mutex_lock(&fs.lock);
 	ASSERT_EQ(fs.upserts + fs.removes, 0, "no sink call after stop");
 	pthread_mutex_unlock(&fs.lock);
@@ -1494,10 +1430,10 @@ out:
 /* Stop @m after a stop request; how long the stop took, in ms. */
 static double stop_requested(struct nm_mirror *m, const char *what)
 {
-	double t0 = now_s(), dt;
+	double t0 = nm_test_now_s(), dt;
 
 	nm_mirror_stop(m);
-	dt = (now_s() - t0) * 1e3;
+	dt = (nm_test_now_s() - t0) * 1e3;
 	printf("# %s: stopped %.1f ms after the request returned\n", what, dt);
 	ASSERT_LT(dt, RS_STOP_MS, "stop after request_stop is quick");
 	return dt;
@@ -1526,9 +1462,9 @@ static void test_request_stop_then_stop_is_quick(void)
 	int i;
 
 	fs_init(&fs, ctx.prefix, &sink);
-	if (!have_etcd() || !ASSERT_OK(etcd_srv_start(&s, NULL), "start etcd"))
+	if (!etcd_fx_have_etcd() || !ASSERT_OK(etcd_srv_start(&s, NULL), "start etcd"))
 		goto out;
-	c = client_for(s.url);
+	c = etcd_fx_client(s.url, NULL, NULL);
 	if (!c || fx_cluster(&ctx, &cl) || fx_put(c, &cl, NULL))
 		goto fail;
 	cfg = plain(s.url);
@@ -1538,25 +1474,25 @@ static void test_request_stop_then_stop_is_quick(void)
 			goto out;
 	}
 	for (i = 0; i < RS_MIRRORS; i++)
-		if (!ASSERT_TRUE(WAIT_FOR(stats_of(m[i]).connected, 2),
+		if (!ASSERT_TRUE(NM_WAIT_FOR(stats_of(m[i]).connected, 2),
 				 "watch stream up"))
 			goto out;
-	sleep_ms(300); /* every watch idle in its poll */
+	nm_test_sleep_ms(300); /* every watch idle in its poll */
 
 	/* Idle watches: tell all, then stop each. */
-	t0 = now_s();
+	t0 = nm_test_now_s();
 	for (i = 0; i < RS_MIRRORS; i++)
 		nm_mirror_request_stop(m[i]);
-	dt = (now_s() - t0) * 1e3;
+	dt = (nm_test_now_s() - t0) * 1e3;
 	printf("# %d stop requests returned in %.2f ms\n", RS_MIRRORS, dt);
 	ASSERT_LT(dt, RS_STOP_MS, "request_stop returns at once");
-	t0 = now_s();
+	t0 = nm_test_now_s();
 	for (i = 0; i < RS_MIRRORS; i++) {
 		dt = stop_requested(m[i], "idle watch");
 		worst = dt > worst ? dt : worst;
 		m[i] = NULL;
 	}
-	dt = (now_s() - t0) * 1e3;
+	dt = (nm_test_now_s() - t0) * 1e3;
 	printf("# %d idle mirrors stopped in %.1f ms (slowest %.1f ms)\n",
 	       RS_MIRRORS, dt, worst);
 	ASSERT_LT(dt, RS_STOP_MS, "every stop after the requests");
@@ -1564,11 +1500,11 @@ static void test_request_stop_then_stop_is_quick(void)
 	/* A watch waiting to reconnect to a dead etcd. */
 	one = start_mirror(&cfg, ctx.prefix, 0, &sink);
 	if (!one || !wait_synced(one, 5) ||
-	    !ASSERT_TRUE(WAIT_FOR(stats_of(one).connected, 2), "connected"))
+	    !ASSERT_TRUE(NM_WAIT_FOR(stats_of(one).connected, 2), "connected"))
 		goto out;
 	etcd_srv_stop(&s, true);
-	ASSERT_TRUE(WAIT_FOR(!stats_of(one).connected, 2), "disconnected");
-	sleep_ms(300); /* in the watch's reconnect backoff */
+	ASSERT_TRUE(NM_WAIT_FOR(!stats_of(one).connected, 2), "disconnected");
+	nm_test_sleep_ms(300); /* in the watch's reconnect backoff */
 	nm_mirror_request_stop(one);
 	stop_requested(one, "watch in its reconnect backoff");
 	one = NULL;
@@ -1577,7 +1513,7 @@ static void test_request_stop_then_stop_is_quick(void)
 	one = start_mirror(&dead, ctx.prefix, 0, &sink);
 	if (!one)
 		goto out;
-	sleep_ms(300);
+	nm_test_sleep_ms(300);
 	nm_mirror_request_stop(one);
 	stop_requested(one, "list in its backoff");
 	one = NULL;
@@ -1613,12 +1549,11 @@ static void test_mtls(void)
 	struct fake_sink fs;
 
 	fs_init(&fs, ctx.prefix, &sink);
-	if (!have_etcd())
+	if (!etcd_fx_have_etcd())
 		goto out;
-	if (!certs[0] &&
-	    !ASSERT_OK(etcd_srv_make_certs(certs, sizeof(certs)), "make certs"))
+	so.certs_dir = etcd_fx_certs();
+	if (!so.certs_dir)
 		goto out;
-	so.certs_dir = certs;
 	if (!ASSERT_OK(etcd_srv_start(&s, &so), "start etcd with mTLS"))
 		goto out;
 	cfg.endpoints[0] = s.url;
@@ -1636,7 +1571,7 @@ static void test_mtls(void)
 		goto out;
 	if (fx_put(c, &ep, NULL))
 		goto fail;
-	ASSERT_TRUE(WAIT_FOR(fs_has(&fs, ep.key, NULL), 5), "watch over mTLS");
+	ASSERT_TRUE(NM_WAIT_FOR(fs_has(&fs, ep.key, NULL), 5), "watch over mTLS");
 	ASSERT_TRUE(fs_has(&fs, cl.key, NULL), "list over mTLS");
 
 	/* A CA that did not sign the server: refused, with the reason. */
@@ -1644,7 +1579,7 @@ static void test_mtls(void)
 	bad = start_mirror(&cfg, ctx.prefix, 0, &sink);
 	if (!bad)
 		goto out;
-	ASSERT_TRUE(WAIT_FOR(stats_of(bad).last_error[0], 5), "error noted");
+	ASSERT_TRUE(NM_WAIT_FOR(stats_of(bad).last_error[0], 5), "error noted");
 	st = stats_of(bad);
 	ASSERT_TRUE(!st.synced && !st.connected, "wrong CA: not synced");
 	ASSERT_TRUE(strstr(st.last_error, "certificate") != NULL,
@@ -1692,9 +1627,9 @@ static void test_read_only_user_can_mirror(void)
 	int ret;
 
 	fs_init(&fs, ctx.prefix, &sink);
-	if (!have_etcd() || !ASSERT_OK(etcd_srv_start(&s, NULL), "start etcd"))
+	if (!etcd_fx_have_etcd() || !ASSERT_OK(etcd_srv_start(&s, NULL), "start etcd"))
 		goto out;
-	adm = client_for(s.url);
+	adm = etcd_fx_client(s.url, NULL, NULL);
 	if (!adm)
 		goto out;
 	/* Role "ro": read on [nodemesh/, nodemesh0), nothing else. */
@@ -1735,7 +1670,7 @@ static void test_read_only_user_can_mirror(void)
 	ASSERT_TRUE(fs_has(&fs, cl.key, NULL), "listed as the read-only user");
 	if (fx_put(root, &ep, NULL))
 		goto fail;
-	ASSERT_TRUE(WAIT_FOR(fs_has(&fs, ep.key, NULL), 5),
+	ASSERT_TRUE(NM_WAIT_FOR(fs_has(&fs, ep.key, NULL), 5),
 		    "watched as the read-only user");
 	ASSERT_EQ(stats_of(m).rejected, 0, "nothing rejected");
 	goto out;
@@ -1772,6 +1707,6 @@ int main(void)
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	failed = NM_TEST_RUN(tests);
-	etcd_srv_destroy(&srv_main);
+	etcd_fx_destroy();
 	return failed ? 1 : 0;
 }

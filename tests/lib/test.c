@@ -1,4 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
+#include <time.h>
+
 #include "tests/lib/test.h"
 
 static bool cur_failed;
@@ -37,4 +39,19 @@ int nm_test_run(const struct nm_test *tests, size_t n)
 		fflush(stdout);
 	}
 	return failed;
+}
+
+double nm_test_now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+void nm_test_sleep_ms(long ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+
+	nanosleep(&ts, NULL);
 }

@@ -26,6 +26,21 @@ struct nm_test {
 void nm_test_fail(void);
 /* Mark the running test skipped, with the reason printed in the TAP line. */
 void nm_test_skip(const char *reason);
+/* CLOCK_MONOTONIC in seconds, and a plain sleep, for timing and polling. */
+double nm_test_now_s(void);
+void nm_test_sleep_ms(long ms);
+
+/* Poll @cond every 10 ms for up to @secs; true once it holds. */
+#define NM_WAIT_FOR(cond, secs)                                       \
+	({                                                            \
+		double ___t0 = nm_test_now_s();                       \
+		bool ___ok;                                           \
+		while (!(___ok = (cond)) &&                           \
+		       nm_test_now_s() - ___t0 < (secs))              \
+			nm_test_sleep_ms(10);                         \
+		___ok;                                                \
+	})
+
 /* Run every test, print TAP on stdout; returns the number that failed. */
 int nm_test_run(const struct nm_test *tests, size_t n);
 
