@@ -15,6 +15,7 @@
 #include <bpf/libbpf.h>
 
 #include "lxc.skel.h"
+#include "overlay.skel.h"
 
 #include "agent/loader.h"
 #include "agent/log.h"
@@ -266,6 +267,68 @@ static int resolve_config(const struct nm_load_opts *opts, const char *root,
 	return 0;
 }
 
+/*
+ * Every object defines every map, and libbpf reuses a pin only when the
+ * sizes agree: give each object the sizes the pins were made with.
+ */
+static int size_maps(struct bpf_object *obj, const struct nm_config_val *cfg)
+{
+	const struct {
+		const char *name;
+		__u32 max;
+	} sizes[] = {
+		{ NM_MAP_MAGLEV, cfg->maglev_tables * cfg->maglev_m },
+		{ NM_MAP_CT, cfg->ct_max },
+		{ NM_MAP_SERVICES, cfg->services_max },
+		{ NM_MAP_REVNAT, cfg->services_max },
+		{ NM_MAP_BACKENDS, cfg->backends_max },
+	};
+	struct bpf_map *map;
+	size_t i;
+	int err;
+
+	for (i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		map = bpf_object__find_map_by_name(obj, sizes[i].name);
+		if (!map) {
+			pr_warn("failed to size map %s of %s: not in the object",
+				sizes[i].name, bpf_object__name(obj));
+			return -ENOENT;
+		}
+		err = bpf_map__set_max_entries(map, sizes[i].max);
+		if (err) {
+			pr_warn("failed to size map %s of %s: %s",
+				sizes[i].name, bpf_object__name(obj),
+				strerror(-err));
+			return err;
+		}
+	}
+	return 0;
+}
+
+/* The overlay program, on the maps the lxc object just pinned or reused. */
+static int load_overlay(struct nm_datapath *dp)
+{
+	LIBBPF_OPTS(bpf_object_open_opts, oopts,
+		    .pin_root_path = dp->pin_root);
+	int err;
+
+	dp->oskel = overlay__open_opts(&oopts);
+	if (!dp->oskel) {
+		err = -errno;
+		pr_warn("failed to open overlay datapath on %s: %s",
+			dp->pin_root, strerror(-err));
+		return err;
+	}
+	err = size_maps(dp->oskel->obj, &dp->cfg);
+	if (err)
+		return err;
+	err = overlay__load(dp->oskel);
+	if (err)
+		pr_warn("failed to load overlay datapath on %s: %s",
+			dp->pin_root, strerror(-err));
+	return err;
+}
+
 int nm_datapath_load(const struct nm_load_opts *opts, struct nm_datapath **out)
 {
 	LIBBPF_OPTS(bpf_object_open_opts, oopts);
@@ -302,25 +365,9 @@ int nm_datapath_load(const struct nm_load_opts *opts, struct nm_datapath **out)
 		goto err_free;
 	}
 	dp->skel->rodata->nm_cfg_maglev_m = dp->cfg.maglev_m;
-	err = bpf_map__set_max_entries(dp->skel->maps.nm_maglev_v1,
-				       dp->cfg.maglev_tables * dp->cfg.maglev_m);
-	if (!err)
-		err = bpf_map__set_max_entries(dp->skel->maps.nm_ct_v1,
-					       dp->cfg.ct_max);
-	if (!err)
-		err = bpf_map__set_max_entries(dp->skel->maps.nm_services_v1,
-					       dp->cfg.services_max);
-	if (!err)
-		err = bpf_map__set_max_entries(dp->skel->maps.nm_revnat_v1,
-					       dp->cfg.services_max);
-	if (!err)
-		err = bpf_map__set_max_entries(dp->skel->maps.nm_backends_v1,
-					       dp->cfg.backends_max);
-	if (err) {
-		pr_warn("failed to size maps of lxc datapath on %s: %s",
-			dp->pin_root, strerror(-err));
+	err = size_maps(dp->skel->obj, &dp->cfg);
+	if (err)
 		goto err_destroy;
-	}
 	err = lxc__load(dp->skel);
 	if (err) {
 		pr_warn("failed to load lxc datapath on %s: %s", dp->pin_root,
@@ -339,6 +386,9 @@ int nm_datapath_load(const struct nm_load_opts *opts, struct nm_datapath **out)
 			dp->pin_root, strerror(-err));
 		goto err_destroy;
 	}
+	err = load_overlay(dp);
+	if (err)
+		goto err_destroy;
 	pr_info("loaded lxc datapath on %s (Maglev M %u, %u tables, %u services, %u backends, conntrack %u)",
 		dp->pin_root, dp->cfg.maglev_m, dp->cfg.maglev_tables,
 		dp->cfg.services_max, dp->cfg.backends_max, dp->cfg.ct_max);
@@ -346,6 +396,7 @@ int nm_datapath_load(const struct nm_load_opts *opts, struct nm_datapath **out)
 	return 0;
 
 err_destroy:
+	overlay__destroy(dp->oskel);
 	lxc__destroy(dp->skel);
 err_free:
 	free(dp);
@@ -356,6 +407,7 @@ void nm_datapath_close(struct nm_datapath *dp)
 {
 	if (!dp)
 		return;
+	overlay__destroy(dp->oskel);
 	lxc__destroy(dp->skel);
 	free(dp);
 }
@@ -405,18 +457,18 @@ static enum bpf_tc_attach_point tc_point(enum nm_tc_hook hook)
 	return hook == NM_TC_TO_POD ? BPF_TC_EGRESS : BPF_TC_INGRESS;
 }
 
-static int tc_attach_one(int prog_fd, const char *ifname, enum nm_tc_hook hook)
+/* Our filter @prog_fd on @point of @ifindex, replacing ours if there. */
+static int tc_attach_fd(int prog_fd, int ifindex, const char *ifname,
+			enum bpf_tc_attach_point point, const char *prog)
 {
-	LIBBPF_OPTS(bpf_tc_hook, tch, .attach_point = tc_point(hook));
+	LIBBPF_OPTS(bpf_tc_hook, tch, .ifindex = ifindex,
+		    .attach_point = point);
 	LIBBPF_OPTS(bpf_tc_opts, opts, .handle = NM_TC_HANDLE,
 		    .priority = NM_TC_PRIO, .prog_fd = prog_fd,
 		    .flags = BPF_TC_F_REPLACE);
-	int ifindex, err;
+	const char *hook = point == BPF_TC_EGRESS ? "egress" : "ingress";
+	int err;
 
-	ifindex = iface_index(ifname, "attach", hook);
-	if (ifindex < 0)
-		return ifindex;
-	tch.ifindex = ifindex;
 	/* The clsact qdisc may already be there: ours from a previous run or another's. */
 	nm_log_mute_libbpf(true);
 	err = bpf_tc_hook_create(&tch);
@@ -429,14 +481,31 @@ static int tc_attach_one(int prog_fd, const char *ifname, enum nm_tc_hook hook)
 	/* REPLACE on a fixed handle/prio swaps the program with no gap. */
 	err = bpf_tc_attach(&tch, &opts);
 	if (err) {
-		pr_warn("failed to attach %s on %s tc %s: %s",
-			nm_tc_prog_name(hook), ifname, nm_tc_hook_name(hook),
-			strerror(-err));
+		pr_warn("failed to attach %s on %s tc %s: %s", prog, ifname,
+			hook, strerror(-err));
 		return err;
 	}
-	pr_info("attached %s (prog id %u) on %s tc %s", nm_tc_prog_name(hook),
-		opts.prog_id, ifname, nm_tc_hook_name(hook));
+	pr_info("attached %s (prog id %u) on %s tc %s", prog, opts.prog_id,
+		ifname, hook);
 	return 0;
+}
+
+static int tc_attach_one(int prog_fd, const char *ifname, enum nm_tc_hook hook)
+{
+	int ifindex;
+
+	ifindex = iface_index(ifname, "attach", hook);
+	if (ifindex < 0)
+		return ifindex;
+	return tc_attach_fd(prog_fd, ifindex, ifname, tc_point(hook),
+			    nm_tc_prog_name(hook));
+}
+
+int nm_overlay_attach(const struct nm_datapath *dp, int ifindex,
+		      const char *ifname)
+{
+	return tc_attach_fd(bpf_program__fd(dp->oskel->progs.nm_from_overlay),
+			    ifindex, ifname, BPF_TC_INGRESS, "nm_from_overlay");
 }
 
 int nm_tc_attach(const struct nm_datapath *dp, const char *ifname)
@@ -550,6 +619,7 @@ static const struct {
 	{ NM_MAP_POLICY, offsetof(struct nm_maps, policy) },
 	{ NM_MAP_EVENTS, offsetof(struct nm_maps, events) },
 	{ NM_MAP_NODES, offsetof(struct nm_maps, nodes) },
+	{ NM_MAP_TUNNEL, offsetof(struct nm_maps, tunnel) },
 };
 
 #define MAP_FD(maps, i) ((int *)((char *)(maps) + map_fds[i].off))

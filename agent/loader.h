@@ -45,9 +45,11 @@ struct nm_load_opts {
 };
 
 struct lxc;
+struct overlay;
 
 struct nm_datapath {
 	struct lxc *skel;
+	struct overlay *oskel; /* nm_from_overlay, same pinned maps */
 	struct nm_config_val cfg; /* what was loaded */
 	__u32 ct_max; /* == cfg.ct_max */
 	char pin_root[PATH_MAX];
@@ -74,6 +76,12 @@ int nm_tc_attach(const struct nm_datapath *dp, const char *ifname);
  * Returns -ENOENT when nothing of ours is attached on either hook.
  */
 int nm_tc_detach(const char *ifname);
+/*
+ * Attach nm_from_overlay on the tc ingress hook of the overlay device
+ * @ifindex (@ifname for messages), replacing ours.
+ */
+int nm_overlay_attach(const struct nm_datapath *dp, int ifindex,
+		      const char *ifname);
 /* Program id of our filter on @hook of @ifname, or -ENOENT. */
 int nm_tc_query(const char *ifname, enum nm_tc_hook hook, __u32 *prog_id);
 
@@ -91,6 +99,7 @@ struct nm_maps {
 	int policy;
 	int events;
 	int nodes;
+	int tunnel;
 	int root_fd; /* the pin root directory, for nm_maps_lock() */
 	struct nm_config_val cfg;
 	char pin_root[PATH_MAX];

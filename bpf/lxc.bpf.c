@@ -12,7 +12,8 @@
  * new inbound flows go through the pod's ingress policy.
  *
  * Every verdict is counted in nm_metrics_v1; every drop is reported in
- * nm_events_v1. The stack routes the result.
+ * nm_events_v1. From-pod sends what is bound for a pod on another node
+ * into the overlay (bpf/lib/encap.h); the stack routes the rest.
  */
 #include <linux/bpf.h>
 #include <linux/pkt_cls.h>
@@ -24,6 +25,7 @@
 #include "bpf/lib/svc.h"
 #include "bpf/lib/flow.h"
 #include "bpf/lib/events.h"
+#include "bpf/lib/encap.h"
 
 /* Maglev table size M, set by the loader through the skeleton's rodata. */
 const volatile __u32 nm_cfg_maglev_m = NM_MAGLEV_M_DEFAULT;
@@ -35,14 +37,15 @@ int nm_from_pod(struct __sk_buff *skb)
 {
 	struct nm_policy_res res = {};
 	struct nm_ct_key key = {};
-	__u32 len = skb->len;
+	__u32 len = skb->len, ifindex = 0;
 	struct nm_svc_val *svc;
 	struct nm_pkt pkt;
 	__u32 reason;
+	int ret;
 
 	reason = nm_parse(skb, &pkt);
 	if (reason != NM_PARSE_L4)
-		goto out;
+		goto route;
 
 	nm_ct_key_pkt(&key, &pkt, NM_CT_FORWARD);
 	svc = nm_lb_lookup_svc(&pkt);
@@ -51,9 +54,15 @@ int nm_from_pod(struct __sk_buff *skb)
 					&res);
 	else
 		reason = nm_flow_from_pod(&pkt, &key, &res);
-out:
-	return nm_account(NM_DIR_FROM_POD, reason, len, &key, &res,
-			  nm_cfg_events_allow);
+route:
+	if (nm_reason_routable(reason))
+		reason = nm_encap_prepare(skb, reason, &ifindex);
+	ret = nm_account(NM_DIR_FROM_POD, reason, len, &key, &res,
+			 nm_cfg_events_allow);
+	if (ret != TC_ACT_OK || !ifindex)
+		return ret;
+	nm_metrics_inc(NM_DIR_FROM_POD, NM_REASON_ENCAP, len);
+	return bpf_redirect(ifindex, 0);
 }
 
 SEC("tc")
@@ -70,7 +79,7 @@ int nm_to_pod(struct __sk_buff *skb)
 		goto out;
 
 	nm_ct_key_pkt(&key, &pkt, NM_CT_REPLY);
-	reason = nm_flow_to_pod(skb, &pkt, &key, &res);
+	reason = nm_flow_to_pod(skb, &pkt, &key, &res, 0);
 out:
 	return nm_account(NM_DIR_TO_POD, reason, len, &key, &res,
 			  nm_cfg_events_allow);

@@ -39,5 +39,6 @@
 #define NM_MAP_POLICY "nm_policy_v1"
 #define NM_MAP_EVENTS "nm_events_v1"
 #define NM_MAP_NODES "nm_nodes_v1"
+#define NM_MAP_TUNNEL "nm_tunnel_v1"
 
 #endif /* NM_MAPS_COMMON_H */

@@ -23,6 +23,11 @@ enum nm_reason {
 	NM_REASON_CT_ESTABLISHED = 9, /* tracked non-service flow */
 	NM_REASON_CT_REPLY = 10, /* reply of a tracked flow */
 	NM_REASON_EVENT_LOST = 11, /* event ring full: event lost, not the packet */
+	/*
+	 * Sent into the overlay toward another node. Counted in addition to
+	 * the packet's verdict, so from_pod sums count these packets twice.
+	 */
+	NM_REASON_ENCAP = 12,
 	/* dropped */
 	NM_DROP_TRUNC_ETH = 16, /* shorter than an Ethernet header */
 	NM_DROP_TRUNC_IPV4 = 17, /* IPv4 header truncated */
@@ -33,6 +38,11 @@ enum nm_reason {
 	NM_DROP_CT_FULL = 22, /* conntrack insert failed */
 	NM_DROP_POLICY_DENY = 23, /* a deny rule matched */
 	NM_DROP_POLICY_DEFAULT = 24, /* selected endpoint, no rule allows */
+	NM_DROP_ENCAP_FAILED = 25, /* setting the tunnel key failed */
+	NM_DROP_UNKNOWN_NODE = 26, /* overlay: outer source is no known node */
+	NM_DROP_NO_TUNNEL_KEY = 27, /* overlay: no tunnel metadata on the packet */
+	NM_DROP_NO_ENDPOINT = 28, /* overlay: destination is no pod here */
+	NM_DROP_DELIVERY = 29, /* overlay: MAC rewrite or redirect failed */
 	NM_REASON_MAX = 32,
 };
 
@@ -41,7 +51,8 @@ enum nm_reason {
 enum nm_metric_dir {
 	NM_DIR_FROM_POD = 0, /* tc ingress of the host-side veth */
 	NM_DIR_TO_POD = 1, /* tc egress of the host-side veth */
-	NM_DIR_MAX = 2,
+	NM_DIR_FROM_OVERLAY = 2, /* tc ingress of the VXLAN device */
+	NM_DIR_MAX = 3,
 };
 
 #define NM_METRICS_MAX (NM_DIR_MAX * NM_REASON_MAX)

@@ -149,6 +149,7 @@ const char *reason_name(__u32 r)
 		[NM_REASON_CT_ESTABLISHED] = "ct_established",
 		[NM_REASON_CT_REPLY] = "ct_reply",
 		[NM_REASON_EVENT_LOST] = "event_lost",
+		[NM_REASON_ENCAP] = "encap",
 		[NM_DROP_TRUNC_ETH] = "drop_trunc_eth",
 		[NM_DROP_TRUNC_IPV4] = "drop_trunc_ipv4",
 		[NM_DROP_BAD_IPV4] = "drop_bad_ipv4",
@@ -158,9 +159,25 @@ const char *reason_name(__u32 r)
 		[NM_DROP_CT_FULL] = "drop_ct_full",
 		[NM_DROP_POLICY_DENY] = "drop_policy_deny",
 		[NM_DROP_POLICY_DEFAULT] = "drop_policy_default",
+		[NM_DROP_ENCAP_FAILED] = "drop_encap_failed",
+		[NM_DROP_UNKNOWN_NODE] = "drop_unknown_node",
+		[NM_DROP_NO_TUNNEL_KEY] = "drop_no_tunnel_key",
+		[NM_DROP_NO_ENDPOINT] = "drop_no_endpoint",
+		[NM_DROP_DELIVERY] = "drop_delivery",
 	};
 
 	return r < NM_REASON_MAX && names[r] ? names[r] : NULL;
+}
+
+const char *dir_name(__u32 dir)
+{
+	static const char *const names[NM_DIR_MAX] = {
+		[NM_DIR_FROM_POD] = "from_pod",
+		[NM_DIR_TO_POD] = "to_pod",
+		[NM_DIR_FROM_OVERLAY] = "from_overlay",
+	};
+
+	return dir < NM_DIR_MAX ? names[dir] : "unknown";
 }
 
 const char *verdict_name(__u8 v)

@@ -69,6 +69,8 @@ void ctl_list_begin(const char *none, size_t n);
 void ctl_list_end(void);
 
 const char *reason_name(__u32 r);
+/* "from_pod", "to_pod", "from_overlay". */
+const char *dir_name(__u32 dir);
 const char *verdict_name(__u8 v);
 const char *enforce_str(__u8 flags);
 const char *port_str(const struct nm_policy_key *k, char *buf, size_t len);

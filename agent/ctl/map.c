@@ -325,11 +325,10 @@ static int dump_metrics(struct nm_maps *maps)
 		if (opt_json)
 			printf("%s{\"dir\":\"%s\",\"reason\":\"%s\",\"drop\":%s,\"packets\":%llu,\"bytes\":%llu}",
 			       first ? "" : ",",
-			       dir == NM_DIR_FROM_POD ? "from_pod" : "to_pod",
-			       rn, NM_REASON_IS_DROP(r) ? "true" : "false", pk, by);
+			       dir_name(dir), rn, NM_REASON_IS_DROP(r) ? "true" : "false", pk, by);
 		else
-			printf("%-8s %-18s %s packets %llu bytes %llu\n",
-			       dir == NM_DIR_FROM_POD ? "from_pod" : "to_pod", rn,
+			printf("%-12s %-18s %s packets %llu bytes %llu\n",
+			       dir_name(dir), rn,
 			       NM_REASON_IS_DROP(r) ? "DROP" : "    ", pk, by);
 		first = false;
 	}

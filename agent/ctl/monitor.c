@@ -64,7 +64,9 @@ static int on_event(void *ctx, void *data, size_t size)
 		snprintf(rbuf, sizeof(rbuf), "reason_%u", e->reason);
 		rn = rbuf;
 	}
-	dir = e->dir == NM_DIR_TO_POD ? "to-pod" : "from-pod";
+	dir = e->dir == NM_DIR_TO_POD	      ? "to-pod" :
+	      e->dir == NM_DIR_FROM_OVERLAY ? "from-overlay" :
+					      "from-pod";
 	ep = ep_by_id(m, e->endpoint_id);
 	sl = id_labels(&m->n->ids, e->src_identity);
 	dl = id_labels(&m->n->ids, e->dst_identity);

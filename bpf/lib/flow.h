@@ -71,7 +71,8 @@ static __always_inline __u32 nm_flow_from_pod(const struct nm_pkt *p,
 }
 
 /*
- * To-pod: @key is the packet's tuple as delivered. A reply of a flow the
+ * To-pod: @key is the packet's tuple as delivered, @src_id the source's
+ * identity when the overlay told it (0: look the address up). A reply of a flow the
  * pod opened (REPLY) is reverse-NATed if it belongs to a service; a
  * packet of a flow already let in (INGRESS) passes. Otherwise it is a
  * new inbound flow: the destination must be a local endpoint (else the
@@ -83,7 +84,8 @@ static __always_inline __u32 nm_flow_from_pod(const struct nm_pkt *p,
 static __always_inline __u32 nm_flow_to_pod(struct __sk_buff *skb,
 					    const struct nm_pkt *p,
 					    struct nm_ct_key *key,
-					    struct nm_policy_res *res)
+					    struct nm_policy_res *res,
+					    __u64 src_id)
 {
 	struct nm_endpoint_val *ep;
 	struct nm_ct_val *ct;
@@ -108,7 +110,8 @@ static __always_inline __u32 nm_flow_to_pod(struct __sk_buff *skb,
 	ep = nm_endpoint_lookup(key->daddr);
 	if (!ep)
 		return NM_REASON_PASS;
-	reason = nm_policy_ingress(ep, key->saddr, key->proto, key->dport, res);
+	reason = nm_policy_ingress(ep, key->saddr, src_id, key->proto,
+				   key->dport, res);
 	if (NM_REASON_IS_DROP(reason))
 		return reason;
 	if (nm_ct_insert(key, p, 0, 0, bpf_ktime_get_ns(), BPF_ANY))

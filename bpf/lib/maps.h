@@ -22,6 +22,7 @@
 #include "maps/policy.h"
 #include "maps/events.h"
 #include "maps/node.h"
+#include "maps/tunnel.h"
 
 /* Frontends, written by the agent. */
 struct {
@@ -145,5 +146,14 @@ struct {
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } nm_nodes_v1 SEC(".maps");
+
+/* This node's overlay device and address, written by the agent. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32); /* arrays take integer keys only */
+	__type(value, struct nm_tunnel_val);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} nm_tunnel_v1 SEC(".maps");
 
 #endif /* NM_BPF_MAPS_H */

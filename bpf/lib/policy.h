@@ -100,14 +100,18 @@ static __always_inline __u32 nm_policy_egress(__be32 saddr, __be32 daddr,
 						       dport, &res->rule_id));
 }
 
-/* Ingress policy of local endpoint @ep for a flow from @saddr to @dport. */
+/*
+ * Ingress policy of local endpoint @ep for a flow from @saddr to @dport;
+ * @src_id is the source's identity when the overlay carried it, else 0.
+ */
 static __always_inline __u32 nm_policy_ingress(const struct nm_endpoint_val *ep,
-					       __be32 saddr, __u8 proto,
+					       __be32 saddr, __u64 src_id,
+					       __u8 proto,
 					       __be16 dport,
 					       struct nm_policy_res *res)
 {
 	res->endpoint_id = ep->endpoint_id;
-	res->src_id = nm_identity_of(saddr);
+	res->src_id = src_id ?: nm_identity_of(saddr);
 	res->dst_id = ep->identity;
 	return nm_policy_record(res, nm_policy_verdict(ep, NM_POLICY_INGRESS,
 						       res->src_id, proto,

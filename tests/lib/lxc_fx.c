@@ -91,6 +91,8 @@ bool fx_setup_opts(struct fx *f, const struct fx_opts *o)
 	f->endpoints = bpf_map__fd(f->skel->maps.nm_endpoints_v1);
 	f->policy = bpf_map__fd(f->skel->maps.nm_policy_v1);
 	f->events = bpf_map__fd(f->skel->maps.nm_events_v1);
+	f->tunnel = bpf_map__fd(f->skel->maps.nm_tunnel_v1);
+	f->nodes = bpf_map__fd(f->skel->maps.nm_nodes_v1);
 	return true;
 fail:
 	fx_teardown(f);
@@ -220,6 +222,40 @@ bool set_ipcache(struct fx *f, __be32 addr, __u32 plen, __u64 identity,
 	val.flags = flags;
 	err = bpf_map_update_elem(f->ipcache, &key, &val, BPF_ANY);
 	return ASSERT_OK(err, "update nm_ipcache_v1");
+}
+
+bool set_remote_pod(struct fx *f, __be32 addr, __u64 identity, __be32 node)
+{
+	struct nm_ipcache_key key;
+	struct nm_ipcache_val val;
+	int err;
+
+	memset(&key, 0, sizeof(key));
+	memset(&val, 0, sizeof(val));
+	key.prefixlen = 32;
+	key.addr = addr;
+	val.identity = identity;
+	val.tunnel_endpoint = node;
+	err = bpf_map_update_elem(f->ipcache, &key, &val, BPF_ANY);
+	return ASSERT_OK(err, "update nm_ipcache_v1");
+}
+
+bool set_tunnel(struct fx *f, __u32 ifindex, __be32 node_ip)
+{
+	__u32 key = 0;
+	struct nm_tunnel_val val = { .ifindex = ifindex, .node_ip = node_ip };
+
+	return ASSERT_OK(bpf_map_update_elem(f->tunnel, &key, &val, BPF_ANY),
+			 "update nm_tunnel_v1");
+}
+
+bool set_node(struct fx *f, __be32 node_ip, __u16 cluster_id)
+{
+	struct nm_node_key key = { .node_ip = node_ip };
+	struct nm_node_val val = { .cluster_id = cluster_id, .node_id = 1 };
+
+	return ASSERT_OK(bpf_map_update_elem(f->nodes, &key, &val, BPF_ANY),
+			 "update nm_nodes_v1");
 }
 
 static void policy_key(struct nm_policy_key *key, __u32 ep_id, __u8 dir,

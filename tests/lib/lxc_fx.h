@@ -23,6 +23,8 @@
 #include "maps/endpoint.h"
 #include "maps/policy.h"
 #include "maps/events.h"
+#include "maps/node.h"
+#include "maps/tunnel.h"
 #include "tests/lib/pkt.h"
 
 /* Small tables keep each test's load and fill cheap. */
@@ -56,6 +58,8 @@ struct fx {
 	int endpoints;
 	int policy;
 	int events;
+	int tunnel;
+	int nodes;
 };
 
 /* Load-time settings a test may change; zero means the default. */
@@ -99,6 +103,11 @@ bool set_endpoint(struct fx *f, __be32 addr, __u32 ep_id, __u64 identity,
 /* ipcache @addr/@plen -> @identity. */
 bool set_ipcache(struct fx *f, __be32 addr, __u32 plen, __u64 identity,
 		 __u8 flags);
+/* ipcache @addr/32 -> @identity on node @node (tunnel endpoint). */
+bool set_remote_pod(struct fx *f, __be32 addr, __u64 identity, __be32 node);
+/* The overlay: VXLAN device @ifindex (0: off), this node @node_ip. */
+bool set_tunnel(struct fx *f, __u32 ifindex, __be32 node_ip);
+bool set_node(struct fx *f, __be32 node_ip, __u16 cluster_id);
 bool set_policy(struct fx *f, __u32 ep_id, __u8 dir, __u64 peer, __u8 proto,
 		__be16 dport, __u8 verdict, __u32 rule_id);
 bool del_policy(struct fx *f, __u32 ep_id, __u8 dir, __u64 peer, __u8 proto,
