@@ -22,8 +22,11 @@ DEPFLAGS = -MMD -MP
 CFLAGS ?= -O2 -g
 CFLAGS += -std=gnu11 -Wall -Wextra -Werror -I. -I$(BUILD)/skel \
 	  $(shell pkg-config --cflags json-c 2>/dev/null)
-LDLIBS_AGENT := -lbpf -lelf -lz -lyaml -lcurl -lmicrohttpd -lpthread $(shell pkg-config --libs json-c 2>/dev/null || echo -ljson-c)
+LDLIBS_AGENT := -lbpf -lelf -lz -lyaml -lcurl -lmicrohttpd -lmnl -lpthread $(shell pkg-config --libs json-c 2>/dev/null || echo -ljson-c)
 LDLIBS_CMOCKA := -lcmocka
+# The CNI plugin talks HTTP to the agent and JSON to the runtime; -lbpf only
+# because the shared logger routes libbpf's messages.
+LDLIBS_CNI := -lcurl -lbpf $(shell pkg-config --libs json-c 2>/dev/null || echo -ljson-c)
 
 BPF_CFLAGS := -target bpf -O2 -g -Wall -Wextra -Werror -D__TARGET_ARCH_$(ARCH) \
 	      -I. -I/usr/include/$(MULTIARCH)
@@ -32,7 +35,7 @@ BPF_SRCS := $(wildcard bpf/*.bpf.c bench/*.bpf.c)
 BPF_OBJS := $(patsubst %.bpf.c,$(BUILD)/%.bpf.o,$(BPF_SRCS))
 SKELS := $(patsubst %.bpf.c,$(BUILD)/skel/%.skel.h,$(notdir $(BPF_SRCS)))
 
-MAINS := agent/nodemeshctl.c agent/nodemesh-agent.c
+MAINS := agent/nodemeshctl.c agent/nodemesh-agent.c agent/nodemesh-cni.c
 LIB_SRCS := $(filter-out $(MAINS),$(wildcard agent/*.c))
 LIB := $(BUILD)/libnodemesh.a
 BINS := $(patsubst agent/%.c,$(BUILD)/%,$(MAINS))
@@ -103,6 +106,10 @@ $(LIB): $(patsubst %.c,$(BUILD)/%.o,$(LIB_SRCS))
 $(BUILD)/nodemeshctl: $(BUILD)/agent/nodemeshctl.o $(CTL_OBJS) $(LIB)
 	$(call msg,LD,$@)
 	$(Q)$(CC) $(CFLAGS) $^ $(LDLIBS_AGENT) -o $@
+
+$(BUILD)/nodemesh-cni: $(BUILD)/agent/nodemesh-cni.o $(LIB)
+	$(call msg,LD,$@)
+	$(Q)$(CC) $(CFLAGS) $^ $(LDLIBS_CNI) -o $@
 
 $(BUILD)/%: $(BUILD)/agent/%.o $(LIB)
 	$(call msg,LD,$@)

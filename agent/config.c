@@ -7,6 +7,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <limits.h>
+#include <net/if.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -22,6 +23,7 @@
 #include "maps/common.h"
 #include "maps/identity.h"
 #include "maps/service.h"
+#include "maps/tunnel.h"
 
 #define IFNAME_MAX 15 /* IFNAMSIZ - 1 */
 
@@ -480,6 +482,10 @@ enum {
 	C_REMOTE_DIR,
 	C_API_SOCKET,
 	C_DATAPATH,
+	C_TUNNEL,
+	C_TUNNEL_DEVICE,
+	C_TUNNEL_PORT,
+	C_POD_MTU,
 	C_NUM,
 };
 
@@ -495,7 +501,67 @@ static const char *const config_names[C_NUM] = {
 	[C_REMOTE_DIR] = "remote_clusters_dir",
 	[C_API_SOCKET] = "api_socket",
 	[C_DATAPATH] = "datapath",
+	[C_TUNNEL] = "tunnel",
+	[C_TUNNEL_DEVICE] = "tunnel_device",
+	[C_TUNNEL_PORT] = "tunnel_port",
+	[C_POD_MTU] = "pod_mtu",
 };
+
+/* tunnel: vxlan | disabled; the device name must be a valid ifname. */
+static int parse_tunnel(struct nm_yw *w, const yaml_node_t *root,
+			yaml_node_t *const *v, struct nm_agent_config *c)
+{
+	const char *s;
+	__u64 n;
+	int ret;
+
+	c->tunnel = true;
+	if (v[C_TUNNEL]) {
+		ret = nm_yw_str(w, v[C_TUNNEL], "tunnel", &s);
+		if (ret)
+			return ret;
+		if (strcmp(s, "vxlan") && strcmp(s, "disabled"))
+			return nm_yw_fail(w, v[C_TUNNEL],
+					  "tunnel must be vxlan or disabled, got '%s'",
+					  s);
+		c->tunnel = !strcmp(s, "vxlan");
+	}
+	if (v[C_TUNNEL_DEVICE]) {
+		ret = nm_yw_str(w, v[C_TUNNEL_DEVICE], "tunnel_device", &s);
+		if (ret)
+			return ret;
+		if (!*s || strlen(s) >= IF_NAMESIZE || strchr(s, '/') ||
+		    strpbrk(s, " \t\n:"))
+			return nm_yw_fail(w, v[C_TUNNEL_DEVICE],
+					  "tunnel_device '%s' is not an interface name (1..%d characters, no '/', ':' or spaces)",
+					  s, IF_NAMESIZE - 1);
+		c->tunnel_device = strdup(s);
+		if (!c->tunnel_device)
+			return nm_yw_oom(w, v[C_TUNNEL_DEVICE]);
+	}
+	c->tunnel_port = NM_VXLAN_PORT_DEFAULT;
+	if (v[C_TUNNEL_PORT]) {
+		ret = nm_yw_uint(w, v[C_TUNNEL_PORT], "tunnel_port", 1, 65535,
+				 &n);
+		if (ret)
+			return ret;
+		c->tunnel_port = (__u16)n;
+	}
+	if (v[C_POD_MTU]) {
+		/* 576: the IPv4 minimum every host must accept. */
+		ret = nm_yw_uint(w, v[C_POD_MTU], "pod_mtu", 576, 65535 - 50,
+				 &n);
+		if (ret)
+			return ret;
+		c->pod_mtu = (__u32)n;
+	}
+	if (!c->tunnel_device) {
+		c->tunnel_device = strdup(NM_TUNNEL_DEVICE_DEFAULT);
+		if (!c->tunnel_device)
+			return nm_yw_oom(w, root);
+	}
+	return 0;
+}
 
 static int config_walk(struct nm_yw *w, const yaml_node_t *root,
 		       struct nm_agent_config *c)
@@ -575,6 +641,9 @@ static int config_walk(struct nm_yw *w, const yaml_node_t *root,
 		if (ret)
 			return ret;
 	}
+	ret = parse_tunnel(w, root, v, c);
+	if (ret)
+		return ret;
 	if (strdup_default(&c->pin_root, NM_PIN_ROOT_DEFAULT) ||
 	    strdup_default(&c->state_dir, NM_STATE_DIR_DEFAULT) ||
 	    strdup_default(&c->kv_prefix, NM_KV_PREFIX_DEFAULT))
@@ -635,6 +704,7 @@ void nm_config_free(struct nm_agent_config *c)
 	free(c->kv_prefix);
 	free(c->remote_clusters_dir);
 	free(c->api_socket);
+	free(c->tunnel_device);
 	memset(c, 0, sizeof(*c));
 }
 

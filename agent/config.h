@@ -51,6 +51,7 @@
 #define NM_CONFIG_INTERFACES_MAX 64
 #define NM_CONFIG_URL_MAX 256
 #define NM_HEARTBEAT_BOUND_DEFAULT_MS 3000
+#define NM_TUNNEL_DEVICE_DEFAULT "nm_vxlan"
 #define NM_HEARTBEAT_BOUND_MIN_MS 1000 /* heartbeats come every second */
 #define NM_HEARTBEAT_BOUND_MAX_MS 600000
 
@@ -90,6 +91,11 @@ struct nm_agent_config {
 	char *remote_clusters_dir; /* NULL: no remote clusters */
 	char *api_socket; /* NULL: <state_dir>/agent.sock */
 	struct nm_datapath_conf datapath;
+	/* the overlay (tunnel: vxlan | disabled) */
+	bool tunnel;
+	char *tunnel_device; /* default NM_TUNNEL_DEVICE_DEFAULT */
+	__u16 tunnel_port; /* UDP, default NM_VXLAN_PORT_DEFAULT */
+	__u32 pod_mtu; /* 0: the node interface's MTU - NM_VXLAN_OVERHEAD */
 };
 
 struct nm_remote_cluster {

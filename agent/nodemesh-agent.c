@@ -44,6 +44,7 @@
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 
+#include <bpf/bpf.h>
 #include <json-c/json.h>
 
 #include "agent/api.h"
@@ -54,10 +55,13 @@
 #include "agent/loader.h"
 #include "agent/log.h"
 #include "agent/mirror.h"
+#include "agent/overlay.h"
 #include "agent/parse.h"
 #include "agent/publish.h"
 #include "agent/sink.h"
 #include "agent/state.h"
+#include "agent/policy_apply.h"
+#include "maps/tunnel.h"
 
 #define FLUSH_MS 200
 #define RESCAN_MS 5000
@@ -90,6 +94,9 @@ struct agent {
 	struct nm_agent_config cfg;
 	struct nm_state st;
 	struct nm_maps maps;
+	struct nm_datapath *dp; /* loaded for the agent's lifetime: attaches pods */
+	unsigned int pod_mtu; /* what pods must use: the overlay's room taken */
+	int tunnel_ifindex; /* the VXLAN device; 0: overlay disabled */
 	struct nm_etcd *etcd;
 	char *etcd_password;
 	struct nm_publisher *pub;
@@ -735,17 +742,12 @@ static int parse_args(int argc, char **argv, struct agent *a)
 	return 0;
 }
 
-static bool datapath_sized(const struct nm_datapath_conf *d)
-{
-	return d->maglev_m || d->maglev_tables || d->services_max ||
-	       d->backends_max || d->ct_max;
-}
-
 /*
- * Open the pinned maps, loading the datapath first if nothing is pinned,
- * there are interfaces to attach, or the config gives sizes: the loader
- * refuses sizes other than the pins' (it says which), so the agent never
- * runs with maps of other sizes than its config asks for.
+ * Load the datapath (reusing whatever is pinned, so this is also right
+ * after a restart) and open its maps. The loader refuses sizes other than
+ * the pins' (it says which), so the agent never runs with maps of other
+ * sizes than its config asks for. The programs stay loaded: pods added
+ * through the API are attached with them.
  */
 static int open_maps(struct agent *a)
 {
@@ -758,32 +760,131 @@ static int open_maps(struct agent *a)
 		.services_max = d->services_max,
 		.backends_max = d->backends_max,
 	};
-	struct nm_datapath *dp = NULL;
-	char path[PATH_MAX];
 	size_t i;
 	int ret;
 
-	snprintf(path, sizeof(path), "%s/%s", a->cfg.pin_root, NM_MAP_CONFIG);
-	if (access(path, F_OK) == 0 && !a->cfg.n_interfaces &&
-	    !datapath_sized(d))
-		return nm_maps_open(a->cfg.pin_root, &a->maps);
-	/* Loading reuses pinned maps, so this is also right after a restart. */
-	ret = nm_datapath_load(&lo, &dp);
+	ret = nm_datapath_load(&lo, &a->dp);
 	if (ret)
 		return ret;
 	for (i = 0; i < a->cfg.n_interfaces; i++) {
-		ret = nm_tc_attach(dp, a->cfg.interfaces[i]);
+		ret = nm_tc_attach(a->dp, a->cfg.interfaces[i]);
 		if (ret) {
 			pr_warn("failed to attach datapath on %s: %s",
 				a->cfg.interfaces[i], strerror(-ret));
-			goto out;
+			goto err;
 		}
 	}
 	pr_info("loaded the datapath; maps pinned under %s", a->cfg.pin_root);
 	ret = nm_maps_open(a->cfg.pin_root, &a->maps);
-out:
-	nm_datapath_close(dp);
+	if (ret)
+		goto err;
+	return 0;
+err:
+	nm_datapath_close(a->dp);
+	a->dp = NULL;
 	return ret;
+}
+
+/* The pod MTU: configured, else the node interface's less the overlay's. */
+static void pick_pod_mtu(struct agent *a)
+{
+	unsigned int overhead = a->cfg.tunnel ? NM_VXLAN_OVERHEAD : 0, mtu;
+	char err[256];
+
+	if (a->cfg.pod_mtu) {
+		a->pod_mtu = a->cfg.pod_mtu;
+		return;
+	}
+	a->pod_mtu = 1500 - overhead;
+	if (nm_addr_mtu(a->node_ip, &mtu, err, sizeof(err))) {
+		pr_info("%s: pods get MTU %u", err, a->pod_mtu);
+		return;
+	}
+	if (mtu < 576 + overhead) {
+		pr_warn("node interface MTU %u leaves no room for the overlay: pods get MTU %u",
+			mtu, a->pod_mtu);
+		return;
+	}
+	a->pod_mtu = mtu - overhead;
+}
+
+/*
+ * The overlay: the VXLAN device, its program, the nm_tunnel_v1 entry,
+ * then up, so nothing tunnelled reaches the stack unchecked. With
+ * "tunnel: disabled" the entry says so (ifindex 0) and from-pod hands
+ * everything to the stack.
+ */
+static int setup_overlay(struct agent *a)
+{
+	__u32 k = 0;
+	struct nm_tunnel_val v = { .node_ip = a->node_ip };
+	const char *dev = a->cfg.tunnel_device;
+	char err[512];
+	bool created = false;
+	int ifindex = 0, ret;
+
+	pick_pod_mtu(a);
+	if (a->cfg.tunnel) {
+		ret = nm_overlay_ensure(dev, a->cfg.tunnel_port, &ifindex,
+					&created, err, sizeof(err));
+		if (ret) {
+			pr_warn("%s", err);
+			return ret;
+		}
+		ret = nm_overlay_attach(a->dp, ifindex, dev);
+		if (ret)
+			return ret;
+		v.ifindex = (__u32)ifindex;
+	}
+	if (bpf_map_update_elem(a->maps.tunnel, &k, &v, BPF_ANY)) {
+		ret = -errno;
+		pr_warn("failed to write map %s on %s: %s", NM_MAP_TUNNEL,
+			a->cfg.pin_root, strerror(-ret));
+		return ret;
+	}
+	a->tunnel_ifindex = ifindex;
+	if (!a->cfg.tunnel) {
+		pr_info("overlay disabled; pod MTU %u", a->pod_mtu);
+		return 0;
+	}
+	ret = nm_link_set_up(ifindex, err, sizeof(err));
+	if (ret) {
+		pr_warn("%s (overlay device %s)", err, dev);
+		return ret;
+	}
+	pr_info("overlay on %s (ifindex %d, %s, UDP %u); pod MTU %u", dev,
+		ifindex, created ? "created" : "reused", a->cfg.tunnel_port,
+		a->pod_mtu);
+	return 0;
+}
+
+/*
+ * Pods attached by an earlier run keep that run's programs: swap in this
+ * run's (atomically), so an upgrade reaches every pod. A veth gone since
+ * is skipped: its endpoint goes with the CNI DEL.
+ */
+static void reattach_endpoints(struct agent *a)
+{
+	struct nm_ep_rec *eps = NULL;
+	char ifname[IF_NAMESIZE];
+	size_t n = 0, i;
+	int ret;
+
+	ret = nm_endpoints_read(&a->maps, &eps, &n);
+	if (ret) {
+		pr_warn("failed to read endpoints on %s to reattach: %s",
+			a->cfg.pin_root, strerror(-ret));
+		return;
+	}
+	for (i = 0; i < n; i++) {
+		if (!if_indextoname(eps[i].val.ifindex, ifname))
+			continue;
+		ret = nm_tc_attach(a->dp, ifname);
+		if (ret)
+			pr_warn("failed to reattach datapath on %s: %s", ifname,
+				strerror(-ret));
+	}
+	free(eps);
 }
 
 static int start_local(struct agent *a)
@@ -1069,6 +1170,10 @@ int main(int argc, char **argv)
 	ret = open_maps(&a);
 	if (ret)
 		goto out_sig;
+	ret = setup_overlay(&a);
+	if (ret)
+		goto out_maps;
+	reattach_endpoints(&a);
 	sc.maps = &a.maps;
 	sc.state = &a.st;
 	sc.local_cluster = a.cfg.cluster;
@@ -1098,6 +1203,7 @@ out_stop:
 	stop_all(&a);
 out_maps:
 	nm_maps_close(&a.maps);
+	nm_datapath_close(a.dp);
 out_sig:
 	if (sfd >= 0)
 		close(sfd);

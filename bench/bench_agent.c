@@ -264,7 +264,8 @@ int main(void)
 	snprintf(cfg, sizeof(cfg), "%s/agent.yaml", work);
 	snprintf(text, sizeof(text),
 		 "cluster: east\ncluster_id: 1\netcd:\n  endpoints: [%s]\n"
-		 "pin_root: %s\nstate_dir: %s/state\nremote_clusters_dir: %s\n",
+		 "pin_root: %s\nstate_dir: %s/state\nremote_clusters_dir: %s\n"
+		 "tunnel: disabled\n",
 		 east.url, pin_root, work, dir);
 	if (write_file(cfg, text)) {
 		skip("failed to write agent config");

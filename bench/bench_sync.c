@@ -692,7 +692,7 @@ static int run_agent(void)
 	snprintf(text, sizeof(text),
 		 "cluster: east\ncluster_id: 1\netcd:\n  endpoints: [%s]\n"
 		 "pin_root: %s\nstate_dir: %s/state-agent\n"
-		 "remote_clusters_dir: %s\n",
+		 "remote_clusters_dir: %s\ntunnel: disabled\n",
 		 east.url, pin_agent, work, dir);
 	ret = write_file(conf, text);
 	if (ret)

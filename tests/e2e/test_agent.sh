@@ -58,6 +58,7 @@ etcd:
 pin_root: $5
 state_dir: $6
 remote_clusters_dir: $7
+tunnel: disabled # two agents share this namespace; the overlay has its own test
 YAML
 }
 

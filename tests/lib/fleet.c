@@ -561,7 +561,8 @@ int fleet_agent_start(struct fleet *f)
 	snprintf(log, sizeof(log), "%s/agent.log", f->dir);
 	snprintf(text, sizeof(text),
 		 "cluster: %s\ncluster_id: %u\netcd:\n  endpoints: [%s]\n"
-		 "pin_root: %s\nstate_dir: %s/state\nremote_clusters_dir: %s\n",
+		 "pin_root: %s\nstate_dir: %s/state\nremote_clusters_dir: %s\n"
+		 "tunnel: disabled\n",
 		 f->e[0].name, f->e[0].id, f->e[0].url, f->pin_root, f->dir,
 		 f->remote_dir);
 	ret = write_file(cfg, text);
