@@ -349,6 +349,32 @@ static int figure_policy_allow(struct bench *b)
 				"policy_allow_new_flow_ns");
 }
 
+/*
+ * Tracked flows to a pod on another node: a FORWARD hit, then the
+ * overlay lookups and the tunnel key, redirected to the VXLAN device.
+ * The overlay is switched off again so later figures do not pay for it.
+ */
+static int figure_encap(struct bench *b)
+{
+	__be32 node_self = nm_ip4(172, 30, 1, 1);
+	__be32 pod = nm_ip4(10, 201, 0, 1);
+	int err;
+
+	if (!set_tunnel(&b->fx, 4242, node_self) ||
+	    !set_remote_pod(&b->fx, pod, nm_identity_pack(2, 400),
+			    nm_ip4(172, 30, 2, 1)))
+		return -EIO;
+	err = build_flows(b, 0x0a400000, pod, VPORT, NM_PKT_TCP_ACK);
+	if (err)
+		return err;
+	b->expect = TC_ACT_REDIRECT;
+	err = figure(b, b->fx.prog, "encap_established_ns");
+	b->expect = TC_ACT_OK;
+	if (!set_tunnel(&b->fx, 0, node_self) && !err)
+		err = -EIO;
+	return err;
+}
+
 static int on_event(void *ctx, void *data, size_t size)
 {
 	(void)ctx;
@@ -434,6 +460,8 @@ int main(void)
 		err = figure(&b, b.floor_prog, "floor_ns");
 	if (!err)
 		err = figure(&b, b.fx.prog, "pass_ns");
+	if (!err)
+		err = figure_encap(&b);
 	if (!err)
 		err = figure_syn(&b);
 

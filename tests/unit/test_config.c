@@ -82,6 +82,31 @@ static void test_minimal_config_defaults(void **state)
 	assert_int_equal(c.datapath.services_max, 0);
 	assert_int_equal(c.datapath.backends_max, 0);
 	assert_int_equal(c.datapath.ct_max, 0);
+	/* The overlay is on unless disabled; MTU from the node interface. */
+	assert_true(c.tunnel);
+	assert_string_equal(c.tunnel_device, "nm_vxlan");
+	assert_int_equal(c.tunnel_port, 4789);
+	assert_int_equal(c.pod_mtu, 0);
+	nm_config_free(&c);
+}
+
+static void test_tunnel_settings(void **state)
+{
+	static const char yaml[] =
+		"cluster: east\ncluster_id: 1\n"
+		"etcd:\n  endpoints: [http://127.0.0.1:2379]\n"
+		"tunnel: disabled\ntunnel_device: mesh0\ntunnel_port: 8472\n"
+		"pod_mtu: 8950\n";
+	struct nm_agent_config c;
+	struct nm_error err;
+
+	(void)state;
+	if (nm_config_parse(yaml, strlen(yaml), "a.yaml", &c, &err))
+		fail_msg("refused: %s:%u: %s", err.file, err.line, err.reason);
+	assert_false(c.tunnel);
+	assert_string_equal(c.tunnel_device, "mesh0");
+	assert_int_equal(c.tunnel_port, 8472);
+	assert_int_equal(c.pod_mtu, 8950);
 	nm_config_free(&c);
 }
 
@@ -174,6 +199,18 @@ struct bad_file {
 
 static const struct bad_file bad_files[] = {
 	/* agent config */
+	{ "tunnel_unknown", false, "a.yaml", HEAD ETCD "tunnel: geneve\n", 5,
+	  "tunnel must be vxlan or disabled, got 'geneve'" },
+	{ "tunnel_device_too_long", false, "a.yaml",
+	  HEAD ETCD "tunnel_device: abcdefghijklmnop\n", 5,
+	  "tunnel_device 'abcdefghijklmnop' is not an interface name" },
+	{ "tunnel_device_slash", false, "a.yaml",
+	  HEAD ETCD "tunnel_device: a/b\n", 5,
+	  "tunnel_device 'a/b' is not an interface name" },
+	{ "tunnel_port_zero", false, "a.yaml", HEAD ETCD "tunnel_port: 0\n", 5,
+	  "tunnel_port must be 1..65535, got 0" },
+	{ "pod_mtu_small", false, "a.yaml", HEAD ETCD "pod_mtu: 500\n", 5,
+	  "pod_mtu must be 576..65485, got 500" },
 	{ "unknown_field", false, "a.yaml", HEAD ETCD "clusterid: 2\n", 5,
 	  "unknown field 'clusterid' in the document" },
 	{ "unknown_etcd_field", false, "a.yaml",
@@ -552,6 +589,7 @@ int main(void)
 		cmocka_unit_test(test_full_config),
 		cmocka_unit_test(test_minimal_config_defaults),
 		cmocka_unit_test(test_datapath_bounds),
+		cmocka_unit_test(test_tunnel_settings),
 		cmocka_unit_test(test_missing_file),
 		cmocka_unit_test(test_remote_file),
 		cmocka_unit_test(test_dir_load_bad_among_good),
