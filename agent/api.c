@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 #include <errno.h>
 #include <limits.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,28 +15,75 @@
 #include "agent/api.h"
 #include "agent/log.h"
 
+#define EP_PREFIX "/v1/endpoints"
+
 struct nm_api {
 	struct MHD_Daemon *mhd;
 	int fd;
-	nm_api_status_fn status;
+	struct nm_api_ops ops;
 	void *arg;
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 };
 
+/* One request, kept by MHD between calls of the handler. */
+struct request {
+	char *body; /* NUL-terminated */
+	size_t len;
+	bool too_big; /* the rest of the body is read and dropped */
+	bool answered; /* refused before its body came */
+};
+
+char *nm_api_error_json(const char *reason)
+{
+	size_t len = 16, i;
+	const char *s;
+	char *out, *p;
+
+	/* \u00XX is the longest escape: six bytes for one. */
+	for (s = reason; *s; s++)
+		len += 6;
+	out = malloc(len);
+	if (!out)
+		return NULL;
+	p = out + sprintf(out, "{\"error\":\"");
+	for (i = 0; reason[i]; i++) {
+		unsigned char c = (unsigned char)reason[i];
+
+		if (c == '"' || c == '\\')
+			p += sprintf(p, "\\%c", c);
+		else if (c < 0x20)
+			p += sprintf(p, "\\u%04x", c);
+		else
+			*p++ = (char)c;
+	}
+	strcpy(p, "\"}\n");
+	return out;
+}
+
+/* Queue @body (malloc'd, taken over; NULL: a generic 500). */
 static enum MHD_Result reply(struct MHD_Connection *conn, unsigned int code,
-			     char *body, const char *type)
+			     char *body, const char *allow)
 {
 	struct MHD_Response *r;
 	enum MHD_Result ret;
 
+	if (!body) {
+		code = MHD_HTTP_INTERNAL_SERVER_ERROR;
+		body = nm_api_error_json(
+			"failed to build the answer: out of memory");
+		if (!body)
+			return MHD_NO;
+	}
 	r = MHD_create_response_from_buffer(strlen(body), body,
 					    MHD_RESPMEM_MUST_FREE);
 	if (!r) {
 		free(body);
 		return MHD_NO;
 	}
-	if (MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type) ==
-	    MHD_NO) {
+	if (MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
+				    "application/json") == MHD_NO ||
+	    (allow && MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW,
+					      allow) == MHD_NO)) {
 		MHD_destroy_response(r);
 		return MHD_NO;
 	}
@@ -47,13 +95,111 @@ static enum MHD_Result reply(struct MHD_Connection *conn, unsigned int code,
 static enum MHD_Result error_reply(struct MHD_Connection *conn,
 				   unsigned int code, const char *why)
 {
-	size_t len = strlen(why) + 16;
-	char *body = malloc(len);
+	return reply(conn, code, nm_api_error_json(why), NULL);
+}
 
-	if (!body)
-		return MHD_NO;
-	snprintf(body, len, "{\"error\":\"%s\"}\n", why);
-	return reply(conn, code, body, "application/json");
+static enum MHD_Result not_allowed(struct MHD_Connection *conn,
+				   const char *method, const char *url,
+				   const char *allow)
+{
+	char why[256];
+
+	snprintf(why, sizeof(why), "method %.16s not allowed on %.64s: use %s",
+		 method, url, allow);
+	return reply(conn, MHD_HTTP_METHOD_NOT_ALLOWED, nm_api_error_json(why),
+		     allow);
+}
+
+/* /v1/endpoints/<container>/<ifname>: both parts non-empty, no more '/'. */
+static enum MHD_Result endpoint_route(struct nm_api *api,
+				      struct MHD_Connection *conn,
+				      const char *url, const char *method)
+{
+	const char *rest = url + strlen(EP_PREFIX "/");
+	const char *slash = strchr(rest, '/');
+	char cid[512];
+	char *body = NULL;
+	unsigned int code;
+	size_t n;
+
+	if (!slash || slash == rest || !slash[1] || strchr(slash + 1, '/') ||
+	    (size_t)(slash - rest) >= sizeof(cid))
+		return error_reply(
+			conn, MHD_HTTP_NOT_FOUND,
+			"no such resource: expected /v1/endpoints/CONTAINER_ID/IFNAME");
+	n = (size_t)(slash - rest);
+	memcpy(cid, rest, n);
+	cid[n] = '\0';
+	if (!strcmp(method, MHD_HTTP_METHOD_GET))
+		code = api->ops.ep_get(api->arg, cid, slash + 1, &body);
+	else if (!strcmp(method, MHD_HTTP_METHOD_DELETE))
+		code = api->ops.ep_del(api->arg, cid, slash + 1, &body);
+	else
+		return not_allowed(conn, method, url, "GET, DELETE");
+	return reply(conn, code, body, NULL);
+}
+
+static enum MHD_Result route(struct nm_api *api, struct MHD_Connection *conn,
+			     const char *url, const char *method,
+			     const struct request *req)
+{
+	bool post = !strcmp(method, MHD_HTTP_METHOD_POST);
+	char *body = NULL;
+	unsigned int code;
+
+	if (req->len && !post)
+		return error_reply(conn, MHD_HTTP_BAD_REQUEST,
+				   "no request body expected");
+	if (!strcmp(url, "/v1/status") && api->ops.status) {
+		if (strcmp(method, MHD_HTTP_METHOD_GET))
+			return not_allowed(conn, method, url, "GET");
+		body = api->ops.status(api->arg);
+		if (!body)
+			return error_reply(conn, MHD_HTTP_INTERNAL_SERVER_ERROR,
+					   "failed to build status");
+		return reply(conn, MHD_HTTP_OK, body, NULL);
+	}
+	if (!strcmp(url, EP_PREFIX) && api->ops.ep_add && api->ops.ep_list) {
+		if (post)
+			code = api->ops.ep_add(api->arg, req->body ?: "",
+					       req->len, &body);
+		else if (!strcmp(method, MHD_HTTP_METHOD_GET))
+			code = api->ops.ep_list(api->arg, &body);
+		else
+			return not_allowed(conn, method, url, "GET, POST");
+		return reply(conn, code, body, NULL);
+	}
+	if (!strncmp(url, EP_PREFIX "/", strlen(EP_PREFIX "/")) &&
+	    api->ops.ep_get && api->ops.ep_del) {
+		if (post)
+			return not_allowed(conn, method, url, "GET, DELETE");
+		return endpoint_route(api, conn, url, method);
+	}
+	return error_reply(conn, MHD_HTTP_NOT_FOUND, "no such resource");
+}
+
+/* Keep up to NM_API_BODY_MAX bytes of the body; past that, drop it all. */
+static int take_body(struct request *req, const char *data, size_t size)
+{
+	char *b;
+
+	if (req->too_big)
+		return 0;
+	if (size > NM_API_BODY_MAX - req->len) {
+		req->too_big = true;
+		free(req->body);
+		req->body = NULL;
+		req->len = 0;
+		return 0;
+	}
+	b = realloc(req->body, req->len + size + 1);
+	if (!b)
+		return -ENOMEM;
+	memcpy(b + req->len, data, size);
+	req->len += size;
+	b[req->len] = '\0';
+	req->body = b;
+	return 0;
 }
 
 static enum MHD_Result handle(void *cls, struct MHD_Connection *conn,
@@ -61,31 +207,61 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn,
 			      const char *version, const char *data,
 			      size_t *data_size, void **state)
 {
-	static int first_call;
 	struct nm_api *api = cls;
-	char *body;
+	struct request *req = *state;
+	const char *clen;
+	char why[128];
 
 	(void)version;
-	(void)data;
-	/* The first call sees only the headers: answer on the second. */
-	if (*state != &first_call) {
-		*state = &first_call;
+	/* The first call sees only the headers. */
+	if (!req) {
+		req = calloc(1, sizeof(*req));
+		if (!req)
+			return MHD_NO;
+		*state = req;
+		/* A body announced too big is refused before it is sent. */
+		clen = MHD_lookup_connection_value(
+			conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+		if (clen && strtoull(clen, NULL, 10) > NM_API_BODY_MAX) {
+			req->answered = true;
+			snprintf(why, sizeof(why),
+				 "request body of %.20s bytes: at most %u",
+				 clen, NM_API_BODY_MAX);
+			return error_reply(conn, MHD_HTTP_CONTENT_TOO_LARGE,
+					   why);
+		}
 		return MHD_YES;
 	}
-	if (*data_size)
-		return error_reply(conn, MHD_HTTP_BAD_REQUEST,
-				   "no request body expected");
-	if (strcmp(url, "/v1/status"))
-		return error_reply(conn, MHD_HTTP_NOT_FOUND,
-				   "no such resource");
-	if (strcmp(method, "GET"))
-		return error_reply(conn, MHD_HTTP_METHOD_NOT_ALLOWED,
-				   "only GET");
-	body = api->status(api->arg);
-	if (!body)
-		return error_reply(conn, MHD_HTTP_INTERNAL_SERVER_ERROR,
-				   "failed to build status");
-	return reply(conn, MHD_HTTP_OK, body, "application/json");
+	/* Upload data comes in pieces, each call consuming what it got. */
+	if (*data_size) {
+		if (!req->answered && take_body(req, data, *data_size))
+			return MHD_NO;
+		*data_size = 0;
+		return MHD_YES;
+	}
+	if (req->answered)
+		return MHD_YES;
+	if (req->too_big) {
+		snprintf(why, sizeof(why), "request body over %u bytes",
+			 NM_API_BODY_MAX);
+		return error_reply(conn, MHD_HTTP_CONTENT_TOO_LARGE, why);
+	}
+	return route(api, conn, url, method, req);
+}
+
+static void request_done(void *cls, struct MHD_Connection *conn, void **state,
+			 enum MHD_RequestTerminationCode toe)
+{
+	struct request *req = *state;
+
+	(void)cls;
+	(void)conn;
+	(void)toe;
+	if (!req)
+		return;
+	free(req->body);
+	free(req);
+	*state = NULL;
 }
 
 /* Remove a socket a dead agent left at @path; refuse anything else. */
@@ -105,7 +281,7 @@ static int clear_stale(const char *path)
 	return 0;
 }
 
-int nm_api_start(const char *path, nm_api_status_fn status, void *arg,
+int nm_api_start(const char *path, const struct nm_api_ops *ops, void *arg,
 		 struct nm_api **out)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
@@ -123,7 +299,7 @@ int nm_api_start(const char *path, nm_api_status_fn status, void *arg,
 		return -ENOMEM;
 	strcpy(api->path, path);
 	strcpy(sa.sun_path, path);
-	api->status = status;
+	api->ops = *ops;
 	api->arg = arg;
 	api->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (api->fd < 0) {
@@ -152,13 +328,14 @@ int nm_api_start(const char *path, nm_api_status_fn status, void *arg,
 	}
 	/* poll(), not select(): with hundreds of clusters the agent's
 	 * descriptors pass FD_SETSIZE and select() refuses every client. */
-	api->mhd = MHD_start_daemon(
-		MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL |
-			MHD_USE_ERROR_LOG,
-		0, NULL,
-		NULL, handle, api, MHD_OPTION_LISTEN_SOCKET, api->fd,
-		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)10,
-		MHD_OPTION_END);
+	api->mhd = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD |
+					    MHD_USE_POLL | MHD_USE_ERROR_LOG,
+				    0, NULL, NULL, handle, api,
+				    MHD_OPTION_LISTEN_SOCKET, api->fd,
+				    MHD_OPTION_CONNECTION_TIMEOUT,
+				    (unsigned int)10,
+				    MHD_OPTION_NOTIFY_COMPLETED, request_done,
+				    NULL, MHD_OPTION_END);
 	if (!api->mhd) {
 		err = -EIO;
 		pr_warn("failed to start HTTP server on %s", path);

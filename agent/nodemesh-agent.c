@@ -4,7 +4,8 @@
  * endpoints into its cluster's etcd (agent/publish.h), mirrors its own and
  * every remote cluster into the pinned maps (agent/mirror.h through
  * agent/sink.h), follows the remote-cluster directory (inotify plus a
- * periodic rescan) and serves its status on a unix socket (agent/api.h).
+ * periodic rescan) and serves its status and the endpoint API the CNI
+ * plugin uses on a unix socket (agent/api.h, agent/endpoint.h).
  *
  * The datapath: if the maps are not pinned under the pin root yet, the
  * agent loads the datapath itself (maps created and pinned, as
@@ -33,6 +34,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,8 +51,10 @@
 
 #include "agent/api.h"
 #include "agent/config.h"
+#include "agent/endpoint.h"
 #include "agent/etcd.h"
 #include "agent/identity.h"
+#include "agent/identity_kv.h"
 #include "agent/kvstore.h"
 #include "agent/loader.h"
 #include "agent/log.h"
@@ -104,6 +108,7 @@ struct agent {
 	struct nm_api *api;
 
 	pthread_mutex_t lock; /* the cluster list and refusals, for the API */
+	pthread_mutex_t ep_lock; /* endpoint requests and cni.json */
 	struct cluster **cl;
 	size_t n_cl;
 	struct nm_remote_set remotes; /* the last good load */
@@ -601,6 +606,425 @@ static char *status_json(void *arg)
 	}
 	json_object_put(root);
 	return text;
+}
+
+/* ---- endpoints: the CNI plugin's API ---------------------------------------- */
+
+/*
+ * The API thread is the only caller, but ep_lock still orders endpoint
+ * requests, since cni.json is read, changed and written whole. Against the
+ * other map writers (the sink, nodemeshctl) each write takes the pin
+ * root's flock on maps opened for it: a flock belongs to the open file, so
+ * taken on the sink's descriptor it would not exclude the sink.
+ */
+
+static const char *ep_ip(__be32 ip, char *buf)
+{
+	if (!inet_ntop(AF_INET, &ip, buf, INET_ADDRSTRLEN))
+		strcpy(buf, "?");
+	return buf;
+}
+
+static unsigned int ep_fail(char **out, unsigned int code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* Answer {"error": why} with @code; the agent's own failures are logged. */
+static unsigned int ep_fail(char **out, unsigned int code, const char *fmt, ...)
+{
+	char why[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof(why), fmt, ap);
+	va_end(ap);
+	if (code >= 500)
+		pr_warn("%s", why);
+	else
+		pr_info("refused endpoint request: %s", why);
+	*out = nm_api_error_json(why);
+	return code;
+}
+
+/*
+ * The kvstore's identity of @labels, so the maps carry from the start the
+ * id every node agrees on. When etcd does not answer: 0, and the endpoint
+ * gets the local hashed identity; the publisher reconciles later.
+ */
+static __u64 ep_kv_identity(struct agent *a, const struct nm_labels *labels)
+{
+	struct nm_etcd_err eerr = {};
+	__u64 id;
+	int ret;
+
+	ret = nm_identity_alloc_kv(a->etcd, a->cfg.kv_prefix, a->cfg.cluster,
+				   a->cfg.cluster_id, labels, &id, &eerr);
+	if (ret) {
+		pr_warn("%s; the endpoint gets the local identity until the publisher reconciles",
+			eerr.msg[0] ? eerr.msg : strerror(-ret));
+		return 0;
+	}
+	return id;
+}
+
+/*
+ * Attach, write the endpoint and record it in @pods and cni.json, all
+ * under the flock. @own: the container interface's record from an
+ * earlier request (a retry), else NULL. Whatever this call created is
+ * undone when a later step fails; the record @rec is what was written.
+ */
+static unsigned int ep_apply(struct agent *a, const struct nm_endpoint_req *req,
+			     struct nm_pods *pods, const struct nm_pod *own,
+			     __u64 kvid, struct nm_pod *rec, char **out)
+{
+	const struct nm_endpoint_spec spec = {
+		.addr = req->ip,
+		.host_ifname = req->host_ifname,
+		.mac = req->has_mac ? req->mac : NULL,
+		.ns = req->ns,
+		.name = req->name,
+		.labels = &req->labels,
+	};
+	struct nm_endpoint_key k = { .addr = req->ip };
+	struct nm_endpoint_val v;
+	struct nm_endpoint_res res;
+	struct nm_idstore ids;
+	struct nm_maps maps;
+	char why[1024], ip[INET_ADDRSTRLEN], cur[IF_NAMESIZE];
+	unsigned int code, ifindex;
+	bool existed;
+	int ret;
+
+	ep_ip(req->ip, ip);
+	if (nm_maps_open(a->cfg.pin_root, &maps))
+		return ep_fail(
+			out, 503,
+			"failed to add endpoint %s: maps under %s not open", ip,
+			a->cfg.pin_root);
+	ret = nm_maps_lock(&maps);
+	if (ret) {
+		code = ep_fail(out, 500,
+			       "failed to add endpoint %s: lock on %s: %s", ip,
+			       a->cfg.pin_root, strerror(-ret));
+		goto out_close;
+	}
+	existed = !bpf_map_lookup_elem(maps.endpoints, &k, &v);
+	ifindex = if_nametoindex(req->host_ifname);
+	/* Same veth: a retry whose record was lost, not another pod. */
+	if (existed && !own && v.ifindex != ifindex) {
+		if (!if_indextoname(v.ifindex, cur))
+			snprintf(cur, sizeof(cur), "#%u", v.ifindex);
+		code = ep_fail(
+			out, 409,
+			"failed to add endpoint %s for container %s: the address is held by endpoint %u on %s",
+			ip, req->container_id, v.endpoint_id, cur);
+		goto out_unlock;
+	}
+	ret = nm_tc_attach(a->dp, req->host_ifname);
+	if (ret) {
+		code = ep_fail(
+			out, 500,
+			"failed to attach datapath on %s for endpoint %s: %s",
+			req->host_ifname, ip, strerror(-ret));
+		goto out_unlock;
+	}
+	ret = nm_idstore_load(&a->st, &ids);
+	if (ret) {
+		code = ep_fail(out, 500, "failed to load identities on %s: %s",
+			       a->st.dir, strerror(-ret));
+		goto out_detach;
+	}
+	ret = nm_endpoint_add(&maps, &a->st, &ids, &spec, kvid, &res, why,
+			      sizeof(why));
+	if (ret) {
+		code = ep_fail(out, ret == -ENODEV ? 400 : 500, "%s", why);
+		goto out_ids;
+	}
+	memset(rec, 0, sizeof(*rec));
+	strcpy(rec->container_id, req->container_id);
+	strcpy(rec->ifname, req->ifname);
+	strcpy(rec->host_ifname, req->host_ifname);
+	strcpy(rec->ns, req->ns);
+	strcpy(rec->name, req->name);
+	rec->ip = req->ip;
+	memcpy(rec->mac, req->mac, sizeof(rec->mac));
+	rec->has_mac = req->has_mac;
+	rec->endpoint_id = res.endpoint_id;
+	rec->identity = res.identity;
+	ret = nm_pods_put(pods, rec);
+	if (!ret)
+		ret = nm_pods_save(&a->st, pods, why, sizeof(why));
+	else
+		snprintf(why, sizeof(why),
+			 "failed to record endpoint %s: out of memory", ip);
+	if (ret) {
+		code = ep_fail(out, 500, "%s", why);
+		/* Unknown to cni.json, a new endpoint could never be deleted. */
+		if (!existed && nm_endpoint_delete(&maps, &a->st, &ids, req->ip,
+						   &res, why, sizeof(why)))
+			pr_warn("%s", why);
+		goto out_ids;
+	}
+	pr_info("added endpoint %s (id %u, identity %llu) for container %s interface %s on %s",
+		ip, rec->endpoint_id, (unsigned long long)rec->identity,
+		rec->container_id, rec->ifname, rec->host_ifname);
+	code = 200;
+out_ids:
+	nm_idstore_free(&ids);
+out_detach:
+	if (code != 200 && !own && !existed) {
+		ret = nm_tc_detach(req->host_ifname);
+		if (ret && ret != -ENOENT && ret != -ENODEV)
+			pr_warn("failed to detach datapath from %s after a failed add: %s",
+				req->host_ifname, strerror(-ret));
+	}
+out_unlock:
+	nm_maps_unlock(&maps);
+out_close:
+	nm_maps_close(&maps);
+	return code;
+}
+
+/* POST /v1/endpoints */
+static unsigned int api_ep_add(void *arg, const char *body, size_t len,
+			       char **out)
+{
+	struct agent *a = arg;
+	struct nm_endpoint_req req;
+	struct nm_labels labels = {};
+	struct nm_pods pods = {};
+	struct nm_pod *own, *holder, rec;
+	char why[1024], ip[INET_ADDRSTRLEN], held[INET_ADDRSTRLEN];
+	unsigned int code;
+	__u64 kvid;
+
+	if (nm_endpoint_req_parse(body, len, &req, why, sizeof(why)))
+		return ep_fail(out, 400, "bad endpoint request: %s", why);
+	ep_ip(req.ip, ip);
+	if (!if_nametoindex(req.host_ifname)) {
+		code = ep_fail(
+			out, 400,
+			"failed to find host interface %s of container %s: %s",
+			req.host_ifname, req.container_id, strerror(errno));
+		goto out_req;
+	}
+	if (!a->dp) {
+		code = ep_fail(out, 503,
+			       "failed to add endpoint %s: datapath not loaded",
+			       ip);
+		goto out_req;
+	}
+	pthread_mutex_lock(&a->ep_lock);
+	if (nm_pods_load(&a->st, &pods, why, sizeof(why))) {
+		code = ep_fail(out, 500, "%s", why);
+		goto out_unlock;
+	}
+	own = nm_pods_find(&pods, req.container_id, req.ifname);
+	holder = nm_pods_find_ip(&pods, req.ip);
+	if (own && own->ip != req.ip) {
+		ep_ip(own->ip, held);
+		code = ep_fail(
+			out, 409,
+			"failed to add endpoint %s: container %s interface %s has endpoint %s (delete it first)",
+			ip, req.container_id, req.ifname, held);
+		goto out_pods;
+	}
+	if (holder && holder != own) {
+		code = ep_fail(
+			out, 409,
+			"failed to add endpoint %s for container %s: the address is held by container %s interface %s",
+			ip, req.container_id, holder->container_id,
+			holder->ifname);
+		goto out_pods;
+	}
+	if (nm_endpoint_labels(&req.labels, req.ns, a->cfg.cluster, &labels)) {
+		code = ep_fail(out, 500,
+			       "failed to label endpoint %s: out of memory",
+			       ip);
+		goto out_pods;
+	}
+	/* Before the flock: etcd may take seconds, the sink must not wait. */
+	kvid = ep_kv_identity(a, &labels);
+	code = ep_apply(a, &req, &pods, own, kvid, &rec, out);
+	if (code == 200)
+		*out = nm_pod_doc(&rec, a->pod_mtu);
+	nm_labels_free(&labels);
+out_pods:
+	nm_pods_free(&pods);
+out_unlock:
+	pthread_mutex_unlock(&a->ep_lock);
+out_req:
+	nm_endpoint_req_free(&req);
+	return code;
+}
+
+/* Container id and interface name of a URL, checked. */
+static unsigned int ep_url_check(const char *cid, const char *ifname,
+				 char **out)
+{
+	char why[512];
+
+	if (nm_endpoint_container_check(cid, why, sizeof(why)) ||
+	    nm_endpoint_ifname_check("ifname", ifname, why, sizeof(why)))
+		return ep_fail(out, 400, "%s", why);
+	return 200;
+}
+
+/* GET /v1/endpoints */
+static unsigned int api_ep_list(void *arg, char **out)
+{
+	struct agent *a = arg;
+	struct nm_pods pods;
+	char why[1024];
+	unsigned int code = 200;
+
+	pthread_mutex_lock(&a->ep_lock);
+	if (nm_pods_load(&a->st, &pods, why, sizeof(why))) {
+		code = ep_fail(out, 500, "%s", why);
+		goto out;
+	}
+	*out = nm_pods_doc(&pods, a->pod_mtu);
+	nm_pods_free(&pods);
+out:
+	pthread_mutex_unlock(&a->ep_lock);
+	return code;
+}
+
+/* GET /v1/endpoints/<container>/<ifname> */
+static unsigned int api_ep_get(void *arg, const char *cid, const char *ifname,
+			       char **out)
+{
+	struct agent *a = arg;
+	struct nm_pods pods;
+	const struct nm_pod *p;
+	char why[1024];
+	unsigned int code;
+
+	code = ep_url_check(cid, ifname, out);
+	if (code != 200)
+		return code;
+	pthread_mutex_lock(&a->ep_lock);
+	if (nm_pods_load(&a->st, &pods, why, sizeof(why))) {
+		code = ep_fail(out, 500, "%s", why);
+		goto out;
+	}
+	p = nm_pods_find(&pods, cid, ifname);
+	if (p)
+		*out = nm_pod_doc(p, a->pod_mtu);
+	else
+		code = ep_fail(out, 404,
+			       "no endpoint for container %s interface %s", cid,
+			       ifname);
+	nm_pods_free(&pods);
+out:
+	pthread_mutex_unlock(&a->ep_lock);
+	return code;
+}
+
+/*
+ * Detach from the pod's veth if it is still there and still the
+ * endpoint's, remove the endpoint (ipcache entry, endpoint, policy), all
+ * under the flock. An endpoint already gone is fine.
+ */
+static int ep_remove(struct agent *a, const struct nm_pod *p, char *why,
+		     size_t len)
+{
+	struct nm_endpoint_key k = { .addr = p->ip };
+	struct nm_endpoint_val v;
+	struct nm_endpoint_res res;
+	struct nm_idstore ids;
+	struct nm_maps maps;
+	unsigned int ifindex;
+	bool found;
+	int ret;
+
+	ret = nm_maps_open(a->cfg.pin_root, &maps);
+	if (ret) {
+		snprintf(why, len, "failed to open maps on %s: %s",
+			 a->cfg.pin_root, strerror(-ret));
+		return ret;
+	}
+	ret = nm_maps_lock(&maps);
+	if (ret) {
+		snprintf(why, len, "failed to lock %s: %s", a->cfg.pin_root,
+			 strerror(-ret));
+		goto out_close;
+	}
+	found = !bpf_map_lookup_elem(maps.endpoints, &k, &v);
+	ifindex = if_nametoindex(p->host_ifname);
+	/* A name reused by another pod's veth is not ours to touch. */
+	if (ifindex && (!found || v.ifindex == ifindex)) {
+		ret = nm_tc_detach(p->host_ifname);
+		if (ret && ret != -ENOENT && ret != -ENODEV) {
+			snprintf(why, len,
+				 "failed to detach datapath from %s: %s",
+				 p->host_ifname, strerror(-ret));
+			goto out_unlock;
+		}
+	}
+	ret = 0;
+	if (!found)
+		goto out_unlock;
+	ret = nm_idstore_load(&a->st, &ids);
+	if (ret) {
+		snprintf(why, len, "failed to load identities on %s: %s",
+			 a->st.dir, strerror(-ret));
+		goto out_unlock;
+	}
+	ret = nm_endpoint_delete(&maps, &a->st, &ids, p->ip, &res, why, len);
+	if (ret == -ENOENT)
+		ret = 0;
+	nm_idstore_free(&ids);
+out_unlock:
+	nm_maps_unlock(&maps);
+out_close:
+	nm_maps_close(&maps);
+	return ret;
+}
+
+/* DELETE /v1/endpoints/<container>/<ifname> */
+static unsigned int api_ep_del(void *arg, const char *cid, const char *ifname,
+			       char **out)
+{
+	struct agent *a = arg;
+	struct nm_pods pods;
+	struct nm_pod *p;
+	char why[1024], ip[INET_ADDRSTRLEN];
+	unsigned int code;
+
+	code = ep_url_check(cid, ifname, out);
+	if (code != 200)
+		return code;
+	pthread_mutex_lock(&a->ep_lock);
+	if (nm_pods_load(&a->st, &pods, why, sizeof(why))) {
+		code = ep_fail(out, 500, "%s", why);
+		goto out;
+	}
+	p = nm_pods_find(&pods, cid, ifname);
+	if (!p) {
+		*out = strdup("{\"deleted\":false}\n");
+		goto out_pods;
+	}
+	ep_ip(p->ip, ip);
+	if (ep_remove(a, p, why, sizeof(why))) {
+		code = ep_fail(
+			out, 500,
+			"failed to delete endpoint %s of container %s: %s", ip,
+			cid, why);
+		goto out_pods;
+	}
+	nm_pods_del(&pods, p);
+	if (nm_pods_save(&a->st, &pods, why, sizeof(why))) {
+		code = ep_fail(out, 500, "%s", why);
+		goto out_pods;
+	}
+	pr_info("deleted endpoint %s of container %s interface %s", ip, cid,
+		ifname);
+	*out = strdup("{\"deleted\":true}\n");
+out_pods:
+	nm_pods_free(&pods);
+out:
+	pthread_mutex_unlock(&a->ep_lock);
+	return code;
 }
 
 /* ---- start-up --------------------------------------------------------------- */
@@ -1129,6 +1553,14 @@ static void raise_nofile_limit(void)
 			(unsigned long long)rl.rlim_max, strerror(errno));
 }
 
+static const struct nm_api_ops api_ops = {
+	.status = status_json,
+	.ep_add = api_ep_add,
+	.ep_list = api_ep_list,
+	.ep_get = api_ep_get,
+	.ep_del = api_ep_del,
+};
+
 int main(int argc, char **argv)
 {
 	struct agent a = { .lease_ttl = NM_PUBLISH_TTL_DEFAULT };
@@ -1142,6 +1574,7 @@ int main(int argc, char **argv)
 	nm_log_init_libbpf();
 	raise_nofile_limit();
 	pthread_mutex_init(&a.lock, NULL);
+	pthread_mutex_init(&a.ep_lock, NULL);
 	if (parse_args(argc, argv, &a))
 		return 1;
 	if (nm_config_load(a.config_path, &a.cfg, &cerr)) {
@@ -1191,7 +1624,7 @@ int main(int argc, char **argv)
 		snprintf(sock, sizeof(sock), "%s/%s", a.st.dir, SOCKET_NAME);
 		a.sock_path = sock;
 	}
-	ret = nm_api_start(a.sock_path, status_json, &a, &a.api);
+	ret = nm_api_start(a.sock_path, &api_ops, &a, &a.api);
 	if (ret)
 		goto out_stop;
 	pr_info("node %s (%s) of cluster %s (id %u) running; status on %s",
@@ -1212,6 +1645,7 @@ out_cfg:
 	nm_refusals_free(&a.refused);
 	free(a.etcd_password);
 	nm_config_free(&a.cfg);
+	pthread_mutex_destroy(&a.ep_lock);
 	pthread_mutex_destroy(&a.lock);
 	return ret ? 1 : 0;
 }

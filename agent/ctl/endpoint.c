@@ -11,14 +11,12 @@
 #include <netinet/in.h>
 #include <arpa/inet.h>
 
-#include <bpf/bpf.h>
-
 #include "agent/ctl/ctl.h"
+#include "agent/endpoint.h"
 #include "agent/labels.h"
 #include "agent/log.h"
 #include "agent/parse.h"
 #include "maps/identity.h"
-#include "maps/ipcache.h"
 
 static int parse_mac(const char *s, __u8 *mac)
 {
@@ -38,23 +36,6 @@ static int parse_mac(const char *s, __u8 *mac)
 bad:
 	pr_warn("bad MAC address '%s': expected xx:xx:xx:xx:xx:xx", s);
 	return -EINVAL;
-}
-
-/* Lowest free endpoint id, or the id @addr already has. */
-static __u32 pick_endpoint_id(const struct nm_ep_rec *eps, size_t n,
-			      __be32 addr)
-{
-	__u32 eid = 1;
-	size_t i;
-
-	for (i = 0; i < n; i++)
-		if (eps[i].addr == addr)
-			return eps[i].val.endpoint_id;
-	/* Sorted by id: walk up past every id in use from 1. */
-	for (i = 0; i < n; i++)
-		if (eps[i].val.endpoint_id == eid)
-			eid++;
-	return eid;
 }
 
 static void print_endpoint(const struct node_ctx *n, const struct nm_ep_rec *r,
@@ -104,18 +85,17 @@ int cmd_endpoint_add(int argc, char **argv)
 	const char *iface = NULL, *ns = NULL, *labels_s = NULL, *name = NULL,
 		   *mac_s = NULL, *ip_s = NULL;
 	struct nm_labels labels = {};
-	struct nm_ep_rec rec = {}, *eps = NULL;
-	struct nm_ipcache_key ik = { .prefixlen = 32 };
-	struct nm_ipcache_val iv = { .flags = NM_IPC_F_LOCAL };
-	struct nm_sync_stats stats;
+	struct nm_endpoint_spec spec = {};
+	struct nm_endpoint_res res;
+	struct nm_ep_rec *eps = NULL;
 	const struct ctl_opt opts[] = {
 		{ "--iface", &iface },	   { "--namespace", &ns },
 		{ "--labels", &labels_s }, { "--name", &name },
 		{ "--mac", &mac_s },	   {}
 	};
 	struct node_ctx n;
-	char msg[256], ipbuf[INET_ADDRSTRLEN];
-	bool created;
+	char msg[1024];
+	__u8 mac[6] = {};
 	size_t n_eps = 0, i;
 	int err;
 
@@ -127,17 +107,16 @@ int cmd_endpoint_add(int argc, char **argv)
 		pr_warn("endpoint add needs IP, --iface IFACE and --namespace NS");
 		return -EINVAL;
 	}
-	if (nm_parse_ipv4(ip_s, &rec.addr)) {
+	if (nm_parse_ipv4(ip_s, &spec.addr)) {
 		pr_warn("bad endpoint address '%s': expected an IPv4 address", ip_s);
 		return -EINVAL;
 	}
-	rec.val.ifindex = if_nametoindex(iface);
-	if (!rec.val.ifindex) {
+	if (!if_nametoindex(iface)) {
 		pr_warn("failed to find interface %s for endpoint %s: %s", iface,
 			ip_s, strerror(errno));
 		return -ENODEV;
 	}
-	if (mac_s && parse_mac(mac_s, rec.val.mac))
+	if (mac_s && parse_mac(mac_s, mac))
 		return -EINVAL;
 	if (nm_label_value_check(ns, msg, sizeof(msg)) || !*ns) {
 		pr_warn("bad namespace '%s': %s", ns, *ns ? msg : "empty");
@@ -159,51 +138,29 @@ int cmd_endpoint_add(int argc, char **argv)
 	err = node_open(&n, true);
 	if (err)
 		goto out;
-	err = nm_labels_set(&labels, NM_LABEL_NAMESPACE, ns);
-	if (!err)
-		err = nm_labels_set(&labels, NM_LABEL_CLUSTER, n.st.node.cluster);
-	if (err)
+	spec.host_ifname = iface;
+	spec.mac = mac_s ? mac : NULL;
+	spec.ns = ns;
+	spec.name = name; /* without --name a re-add keeps the name it had */
+	spec.labels = &labels;
+	err = nm_endpoint_add(&n.maps, &n.st, &n.ids, &spec, 0, &res, msg,
+			      sizeof(msg));
+	if (err) {
+		pr_warn("%s", msg);
 		goto out;
-	err = nm_identity_alloc(&n.ids, n.st.node.cluster_id, &labels,
-				&rec.val.identity, &created);
-	if (!err && created)
-		err = nm_idstore_save(&n.st, &n.ids);
-	if (err)
-		goto out;
-	err = nm_endpoints_read(&n.maps, &eps, &n_eps);
-	if (err)
-		goto out;
-	rec.val.endpoint_id = pick_endpoint_id(eps, n_eps, rec.addr);
-	/* Without --name a re-add keeps the name it had. */
-	if (name) {
-		err = nm_state_set_ep_name(&n.st, ip_str(rec.addr, ipbuf), ns,
-					   name);
-		if (err)
-			goto out;
 	}
-	/* The new endpoint's policy entries and flags land before it does. */
-	err = resync(&n, &rec, &stats);
-	if (err)
-		goto out;
-	ik.addr = rec.addr;
-	iv.identity = rec.val.identity;
-	err = ctl_map_update(&n.maps, n.maps.ipcache, NM_MAP_IPCACHE, &ik, &iv);
-	if (err)
-		goto out;
-	free(eps);
-	eps = NULL;
 	err = nm_endpoints_read(&n.maps, &eps, &n_eps);
 	if (err)
 		goto out;
 	for (i = 0; i < n_eps; i++) {
-		if (eps[i].addr != rec.addr)
+		if (eps[i].addr != spec.addr)
 			continue;
 		printf(opt_json ? "{\"endpoint\":" : "added endpoint ");
 		print_endpoint(&n, &eps[i], true);
 		if (opt_json)
 			printf(",\"identity_created\":%s,",
-			       created ? "true" : "false");
-		ctl_sync_report("recompiled", &stats);
+			       res.identity_created ? "true" : "false");
+		ctl_sync_report("recompiled", &res.stats);
 	}
 out:
 	free(eps);
@@ -214,20 +171,17 @@ out:
 
 int cmd_endpoint_delete(int argc, char **argv)
 {
-	struct nm_endpoint_key k = {};
-	struct nm_endpoint_val v;
-	struct nm_ipcache_key ik = { .prefixlen = 32 };
-	struct nm_ipcache_val iv;
-	struct nm_sync_stats stats;
+	struct nm_endpoint_res res;
 	struct node_ctx n;
-	char ipbuf[INET_ADDRSTRLEN];
+	char msg[1024];
+	__be32 addr;
 	int err;
 
 	if (argc != 1 || argv[0][0] == '-') {
 		pr_warn("endpoint delete takes exactly one IP");
 		return -EINVAL;
 	}
-	if (nm_parse_ipv4(argv[0], &k.addr)) {
+	if (nm_parse_ipv4(argv[0], &addr)) {
 		pr_warn("bad endpoint address '%s': expected an IPv4 address",
 			argv[0]);
 		return -EINVAL;
@@ -235,31 +189,18 @@ int cmd_endpoint_delete(int argc, char **argv)
 	err = node_open(&n, true);
 	if (err)
 		goto out;
-	err = node_endpoint(&n, argv[0], &k, &v);
-	if (err)
+	err = nm_endpoint_delete(&n.maps, &n.st, &n.ids, addr, &res, msg,
+				 sizeof(msg));
+	if (err) {
+		pr_warn("%s", msg);
 		goto out;
-	/* Its ipcache entry first, then the endpoint, then its policy entries. */
-	ik.addr = k.addr;
-	if (!bpf_map_lookup_elem(n.maps.ipcache, &ik, &iv) &&
-	    (iv.flags & NM_IPC_F_LOCAL))
-		err = ctl_map_delete(&n.maps, n.maps.ipcache, NM_MAP_IPCACHE,
-				     &ik);
-	if (!err)
-		err = ctl_map_delete(&n.maps, n.maps.endpoints,
-				     NM_MAP_ENDPOINTS, &k);
-	if (!err)
-		err = resync(&n, NULL, &stats);
-	if (!err)
-		err = nm_state_set_ep_name(&n.st, ip_str(k.addr, ipbuf), NULL,
-					   NULL);
-	if (err)
-		goto out;
+	}
 	if (opt_json)
 		printf("{\"deleted\":\"%s\",\"endpoint_id\":%u,", argv[0],
-		       v.endpoint_id);
+		       res.endpoint_id);
 	else
-		printf("deleted endpoint %s (id %u)\n", argv[0], v.endpoint_id);
-	ctl_sync_report("recompiled", &stats);
+		printf("deleted endpoint %s (id %u)\n", argv[0], res.endpoint_id);
+	ctl_sync_report("recompiled", &res.stats);
 out:
 	node_close(&n);
 	return err;
