@@ -28,8 +28,8 @@
  * identity is made to exist in etcd; when the kvstore's id differs from
  * the one derived locally (a collision seen in another order elsewhere),
  * the endpoint is published with the kvstore's id and a warning is logged.
- * The maps keep the local id until allocation moves before the endpoint
- * is written (the CNI/agent API issue).
+ * Pods added through the agent's API already carry the kvstore's id; only
+ * 'nodemeshctl endpoint add' can produce such a difference.
  */
 #ifndef NM_AGENT_PUBLISH_H
 #define NM_AGENT_PUBLISH_H
