@@ -54,12 +54,14 @@ BPFT_BINS := $(patsubst %.c,$(BUILD)/%,$(BPFT_SRCS))
 ETCDT_BINS := $(patsubst %.c,$(BUILD)/%,$(ETCDT_SRCS))
 E2E_BINS := $(patsubst %.c,$(BUILD)/%,$(E2E_HELPER_SRCS))
 BENCH_BINS := $(patsubst %.c,$(BUILD)/%,$(BENCH_SRCS))
+# Helpers of the bench scripts (bench/bench_*.sh): not bench_* themselves.
+BENCH_TOOLS := $(BUILD)/bench/rr
 TESTLIB_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(TESTLIB_SRCS))
 
 .DELETE_ON_ERROR:
 .PHONY: all deps test demo bench clean format
 
-all: $(BPF_OBJS) $(SKELS) $(BINS) $(UNIT_BINS) $(BPFT_BINS) $(ETCDT_BINS) $(E2E_BINS) $(BENCH_BINS)
+all: $(BPF_OBJS) $(SKELS) $(BINS) $(UNIT_BINS) $(BPFT_BINS) $(ETCDT_BINS) $(E2E_BINS) $(BENCH_BINS) $(BENCH_TOOLS)
 
 deps:
 	$(Q)scripts/deps.sh
@@ -135,6 +137,11 @@ $(BUILD)/tests/e2e/%: $(BUILD)/tests/e2e/%.o
 $(BUILD)/bench/%: $(BUILD)/bench/%.o $(TESTLIB_OBJS) $(LIB)
 	$(call msg,LD,$@)
 	$(Q)$(CC) $(CFLAGS) $^ $(LDLIBS_AGENT) -o $@
+
+# TCP request/response latency tool: plain libc, no library.
+$(BUILD)/bench/rr: $(BUILD)/bench/rr.o
+	$(call msg,LD,$@)
+	$(Q)$(CC) $(CFLAGS) $^ -o $@
 
 format:
 	$(Q)clang-format -i $$(git ls-files '*.c' '*.h')
