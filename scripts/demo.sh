@@ -1,26 +1,35 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# One-node demo of service load balancing, for a person to watch: a node
-# namespace, a client pod and three backend pods, the nodemesh datapath on
-# the pods' veths, a service VIP spread over the backends, then one backend
-# removed. Everything lives in namespaces created here and is removed on exit.
+# Two-cluster demo, for a person to watch, on scripts/testbed.sh: clusters
+# a and b of two nodes each (a real etcd per cluster, a real agent per
+# node, pods wired by ptp + nodemesh-cni, VXLAN between nodes), then
+#
+#   1. a global service whose backends live in both clusters: requests from
+#      a pod in each cluster land in both (a tally per cluster);
+#   2. a cross-cluster MeshNetworkPolicy on cluster b letting cluster a's
+#      frontends in and nobody else: one client gets in, another does not.
+#
+# Everything lives in namespaces the testbed creates and is removed on exit.
 #
 # usage (as root): scripts/demo.sh [BUILD_DIR]
 set -u
 
-BUILD=${1:-build}
 TOP=$(cd "$(dirname "$0")/.." && pwd)
-# shellcheck source=tests/e2e/lib.sh
-. "$TOP/tests/e2e/lib.sh"
-
+BUILD=${1:-$TOP/build}
+BUILD=$(cd "$BUILD" 2>/dev/null && pwd) || {
+	echo "demo: no build directory ${1:-}" >&2
+	exit 1
+}
+TB=$TOP/scripts/testbed.sh
 PROBE=$BUILD/tests/e2e/nm_probe
-CTL=$BUILD/nodemeshctl
-PREFIX="nm-demo-$$"
-PIN_ROOT="/sys/fs/bpf/$PREFIX"
-VIP=$NM_VIP
-SVC="$VIP:80/tcp"
+VIP=10.96.0.10
+PORT=8080
 CONNS=30
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/nm-demo.XXXXXX") || exit 1
+export NM_BUILD=$BUILD NMTB_PREFIX="nmdemo$$" NMTB_DIR=$WORK/tb
+PIDS=()
 
 step() {
 	printf '\n==> %s\n' "$*"
@@ -31,78 +40,187 @@ die() {
 	exit 1
 }
 
-# Show a command as the person would type it in that namespace, then run it.
-ctl() {
-	printf '  [node]   $ nodemeshctl %s\n' "$*"
-	timeout 30 nsenter --net="/run/netns/$NM_NODE" -- \
-		"$CTL" --pin-root "$PIN_ROOT" "$@" 2>&1 | sed 's/^/      /'
+# show WHERE CMD...: print the command as typed at WHERE, run it indented.
+show() {
+	local where=$1
+	shift
+	printf '  [%s] $ %s\n' "$where" "${1##*/} ${*:2}"
+	"$@" 2>&1 | sed 's/^/      /'
 	return "${PIPESTATUS[0]}"
 }
 
-# spread N: N connections from the client to the VIP, one bar per backend.
-spread() {
-	local out name n
+tb() { timeout 120 "$TB" "$@"; }
 
-	printf '  [client] $ nm_probe connect %s:80 --count %d\n' "$VIP" "$1"
-	out=$(nm_exec "$NM_CLIENT" "$PROBE" connect "$VIP:80" --count "$1") ||
-		die "connections to the VIP failed"
-	for name in "${NM_BACKEND_NAMES[@]}"; do
-		n=$(grep -cx "$name" <<<"$out")
-		printf '      %-3s %3d  %s\n' "$name" "$n" \
+# shellcheck disable=SC2317 # run by the EXIT trap
+on_exit() {
+	local pid
+	step "Tearing down: servers, agents, etcds, namespaces, pinned maps"
+	for pid in "${PIDS[@]}"; do
+		kill "$pid" 2>/dev/null
+		wait "$pid" 2>/dev/null
+	done
+	"$TB" down 2>&1 | sed 's/^/  /'
+	rm -rf -- "$WORK"
+}
+
+[ "$(id -u)" -eq 0 ] || die "needs root"
+[ -x "$PROBE" ] || die "$PROBE not built (run make all)"
+[ -x "$BUILD/nodemesh-cni" ] || die "$BUILD/nodemesh-cni not built (run make all)"
+
+trap on_exit EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# ---------------------------------------------------------------- setup
+
+step "Bringing up two clusters (a, b) of two nodes: one etcd per cluster, one agent per node"
+show host "$TB" up -c 2 -m 2 || die "testbed up failed"
+
+step "Pods, wired by the CNI chain ptp + nodemesh-cni"
+# pod node labels
+PODS=(
+	"client-a a1 app=frontend"
+	"other-a a1 app=other"
+	"web-a a2 app=web"
+	"web-b b1 app=web"
+	"client-b b2 app=frontend"
+)
+for spec in "${PODS[@]}"; do
+	read -r pod node labels <<<"$spec"
+	tb pod add "${node:0:1}" "$node" "$pod" "$labels" | sed 's/^/  /' ||
+		die "pod add $pod failed"
+done
+ip_of() { tb pod ip "$1"; }
+pod_ns() { awk '{ print $3; exit }' "$NMTB_DIR/pods/$1.meta"; }
+
+for pod in web-a web-b; do
+	nsenter --net="/run/netns/$(pod_ns "$pod")" -- "$PROBE" serve \
+		--port "$PORT" --name "cluster-${pod#web-}/$pod" \
+		--pidfile "$WORK/$pod.pid" >/dev/null 2>&1 </dev/null &
+	PIDS+=("$!")
+done
+for pod in web-a web-b; do
+	tries=50
+	while [ ! -s "$WORK/$pod.pid" ] && [ "$tries" -gt 0 ]; do
+		sleep 0.1
+		tries=$((tries - 1))
+	done
+	[ -s "$WORK/$pod.pid" ] || die "server in $pod did not start"
+done
+echo "  web-a and web-b answer on :$PORT with their cluster and name"
+
+# Every node learns every pod through the etcds (a few hundred ms).
+learned() {
+	local n p
+	for n in a1 a2 b1 b2; do
+		for p in web-a web-b client-a client-b other-a; do
+			tb ctl "$n" -- map dump ipcache | grep -q "^$(ip_of "$p")/32 " ||
+				return 1
+		done
+	done
+}
+tries=100
+until learned; do
+	tries=$((tries - 1))
+	[ "$tries" -gt 0 ] || die "the nodes did not learn each other's pods"
+	sleep 0.2
+done
+show a1 "$TB" ctl a1 -- map dump ipcache
+
+# ------------------------------------------------------- global service
+
+step "A global service web ($VIP:80): cluster a's etcd names web-a, cluster b's names web-b"
+record() { # record BACKEND_POD
+	jq -cn --arg ip "$(ip_of "$1")" --argjson port "$PORT" \
+		'{schema: 1, namespace: "default", name: "web",
+		  frontends: ["10.96.0.10:80/tcp"],
+		  backends: [{ip: $ip, port: $port, proto: "tcp"}],
+		  global: true, shared: true}'
+}
+show fabric "$TB" etcdctl a -- put nodemesh/state/services/v1/a/default/web "$(record web-a)" ||
+	die "etcd put failed"
+show fabric "$TB" etcdctl b -- put nodemesh/state/services/v1/b/default/web "$(record web-b)" ||
+	die "etcd put failed"
+
+programmed() {
+	local n
+	for n in a1 a2 b1 b2; do
+		[ "$(tb ctl "$n" -- -o json service list |
+			jq '[.[] | select(.frontend == "10.96.0.10:80/tcp") | .backend_count] | add // 0')" -eq 2 ] ||
+			return 1
+	done
+}
+tries=100
+until programmed; do
+	tries=$((tries - 1))
+	[ "$tries" -gt 0 ] || die "the service was not programmed on every node"
+	sleep 0.2
+done
+echo "  every node merged both records into one frontend:"
+show a1 "$TB" ctl a1 -- service list
+
+# tally POD: CONNS connections to the VIP from POD, a bar per cluster.
+tally() {
+	local out c n
+	printf '  [%s] $ nm_probe connect %s:80 --count %d\n' "$1" "$VIP" "$CONNS"
+	out=$(tb exec "$1" -- "$PROBE" connect "$VIP:80" --count "$CONNS" \
+		--timeout-ms 3000) || die "connections from $1 failed"
+	for c in a b; do
+		n=$(grep -c "^cluster-$c/" <<<"$out")
+		printf '      cluster %s %3d  %s\n' "$c" "$n" \
 			"$(printf '%*s' "$n" '' | tr ' ' '#')"
 	done
 }
+step "$CONNS requests from client-a (cluster a) and from client-b (cluster b)"
+tally client-a
+tally client-b
 
-on_exit() {
-	step "Tearing down: stopping the backends, deleting namespaces and $PIN_ROOT"
-	nm_cleanup
-	echo "  done."
-}
+# --------------------------------------------------------------- policy
 
-reason=$(nm_kernel_probe) || die "cannot run here: $reason"
-[ -x "$PROBE" ] || die "$PROBE not built (run make all)"
-[ -x "$CTL" ] || die "$CTL not built (run make all)"
-
-nm_trap_setup
-trap on_exit EXIT
-
-step "Building one node namespace with a client pod and three backend pods"
-nm_lb_topology_up "$PREFIX" "$PROBE" || die "failed to build the topology"
-NM_PIN_ROOTS+=("$PIN_ROOT")
-printf '  node     %-22s forwards between pods, no route out\n' "$NM_NODE"
-printf '  client   %-22s %s  (host side: nm-client)\n' "$NM_CLIENT" \
-	"$NM_CLIENT_IP"
-for i in "${!NM_BACKEND_NAMES[@]}"; do
-	printf '  %-8s %-22s %s  (host side: nm-%s) serving :%s\n' \
-		"${NM_BACKEND_NAMES[i]}" "${NM_BACKEND_NS[i]}" \
-		"${NM_BACKEND_IPS[i]}" "${NM_BACKEND_NAMES[i]}" \
-		"$NM_BACKEND_PORT"
+step "A cross-cluster policy on cluster b: web pods let in cluster a's frontends on :$PORT, nobody else"
+cat >"$WORK/web-policy.yaml" <<YAML
+apiVersion: nodemesh.io/v1alpha1
+kind: MeshNetworkPolicy
+metadata:
+  name: web-from-a-frontends
+  namespace: default
+spec:
+  endpointSelector:
+    matchLabels:
+      app: web
+  ingress:
+    - fromEndpoints:
+        - matchLabels:
+            app: frontend
+            nodemesh.io/cluster: a
+      toPorts:
+        - ports:
+            - port: $PORT
+              protocol: TCP
+YAML
+sed 's/^/      /' "$WORK/web-policy.yaml"
+for n in b1 b2; do
+	show "$n" "$TB" ctl "$n" -- policy apply -f "$WORK/web-policy.yaml" ||
+		die "policy apply failed on $n"
 done
+show b1 "$TB" ctl b1 -- policy get "$(ip_of web-b)"
 
-step "Loading the datapath: nm_from_pod at tc ingress and nm_to_pod at tc egress of every pod's veth"
-ctl attach "${NM_IFACES[@]}" --maglev-tables 16 --ct-max 16384 ||
-	die "attach failed"
-
-step "Creating the service $SVC -> the three backends (Maglev)"
-# shellcheck disable=SC2046 # one word per backend
-ctl service upsert "$SVC" $(nm_backend_specs) || die "service upsert failed"
-ctl service list
-
-step "Opening $CONNS connections from the client to $VIP:80"
-spread "$CONNS"
-
-step "Conntrack: each connection has a forward entry (client -> VIP, backend)"
-echo "  and a reply entry (backend -> client, rev-NAT to the VIP)"
-printf '  [node]   $ nodemeshctl map dump ct | head\n'
-timeout 30 nsenter --net="/run/netns/$NM_NODE" -- \
-	"$CTL" --pin-root "$PIN_ROOT" map dump ct | head | sed 's/^/      /'
-
-gone=${NM_BACKEND_NAMES[1]}
-step "Removing backend $gone from the service"
-# shellcheck disable=SC2046 # one word per backend
-ctl service upsert "$SVC" $(nm_backend_specs "$gone") ||
-	die "service upsert failed"
-ctl service list
-
-step "Opening $CONNS new connections: none reaches $gone"
-spread "$CONNS"
+# try POD: one connection to web-b, its outcome.
+try() {
+	local out
+	printf '  [%s] $ nm_probe connect %s:%s --timeout-ms 1500\n' "$1" \
+		"$(ip_of web-b)" "$PORT"
+	if out=$(tb exec "$1" -- "$PROBE" connect "$(ip_of web-b):$PORT" \
+		--timeout-ms 1500 2>&1); then
+		echo "      allowed: answered by $out"
+	else
+		echo "      denied:  ${out#nm_probe: }"
+	fi
+}
+step "client-a (cluster a, app=frontend), other-a (cluster a, app=other) and client-b (cluster b, app=frontend) connect to web-b"
+try client-a
+try other-a
+try client-b
+echo "  b1 counted the refused packets:"
+printf '  [b1] $ nodemeshctl map dump metrics | grep drop_policy\n'
+tb ctl b1 -- map dump metrics | grep drop_policy | sed 's/^/      /'
