@@ -7,7 +7,7 @@ set -euo pipefail
 PKGS=(
 	make clang llvm gcc pkg-config
 	libbpf-dev bpftool libelf-dev zlib1g-dev
-	libcurl4-openssl-dev libjson-c-dev libyaml-dev libcmocka-dev libmicrohttpd-dev libmnl-dev containernetworking-plugins iperf3 jq
+	libcurl4-openssl-dev libjson-c-dev libyaml-dev libcmocka-dev libmicrohttpd-dev libmnl-dev containernetworking-plugins iperf3 jq iptables curl
 	iproute2 iputils-ping netcat-openbsd socat ethtool
 	etcd-server etcd-client openssl
 )
