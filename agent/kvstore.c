@@ -873,7 +873,7 @@ static int dec_endpoint(struct dctx *d, json_object *root,
 			struct nm_kv_record *rec)
 {
 	struct nm_kv_endpoint *ep = &rec->ep;
-	const char *ns, *name, *node;
+	const char *ns, *name, *node, *state;
 	int ret;
 
 	ret = get_same(d, root, "namespace", NM_KV_NS_MAX, rec->key.ns, &ns);
@@ -902,6 +902,15 @@ static int dec_endpoint(struct dctx *d, json_object *root,
 	ret = check_identity(d, ep->identity);
 	if (ret)
 		return ret;
+	ret = get_str(d, root, "", "state", 16, false, &state);
+	if (ret)
+		return ret;
+	/* A pod is active or draining; quarantine is the readers' verdict. */
+	ep->state = NM_BE_ACTIVE;
+	if (state && !strcmp(state, nm_backend_state_name(NM_BE_TERMINATING)))
+		ep->state = NM_BE_TERMINATING;
+	else if (state && strcmp(state, nm_backend_state_name(NM_BE_ACTIVE)))
+		return rej(d, "field 'state' must be active or terminating");
 	ret = dup_str(d, ns, &ep->namespace);
 	if (ret)
 		return ret;
@@ -990,6 +999,7 @@ static int dec_service(struct dctx *d, json_object *root,
 	json_object *fes, *bes;
 	const char *ns, *name, *aff;
 	size_t i, j, n;
+	__u64 num;
 	int ret;
 
 	ret = get_same(d, root, "namespace", NM_KV_NS_MAX, rec->key.ns, &ns);
@@ -1019,6 +1029,14 @@ static int dec_service(struct dctx *d, json_object *root,
 				"field 'affinity' must be local, remote or none");
 		svc->affinity = (enum nm_kv_affinity)i;
 	}
+	ret = get_uint(d, root, "", "weight", 1, 65535, false, 1, &num);
+	if (ret)
+		return ret;
+	svc->weight = (__u16)num;
+	ret = get_uint(d, root, "", "priority", 0, 255, false, 0, &num);
+	if (ret)
+		return ret;
+	svc->priority = (__u8)num;
 
 	ret = get_array(d, root, "frontends", NM_KV_FRONTENDS_MAX, true, &fes,
 			&n);
@@ -1443,6 +1461,13 @@ static int enc_body(const struct nm_kv_record *rec, json_object *o)
 			ret = put_labels(o, &rec->ep.labels);
 		if (!ret)
 			ret = put_u64_str(o, "identity", rec->ep.identity);
+		/* Absent when active: active pods' records stay as they were. */
+		if (!ret && rec->ep.state != NM_BE_ACTIVE &&
+		    rec->ep.state != NM_BE_TERMINATING)
+			ret = -EINVAL;
+		if (!ret && rec->ep.state == NM_BE_TERMINATING)
+			ret = put_str(o, "state",
+				      nm_backend_state_name(rec->ep.state));
 		return ret;
 	case NM_KV_T_IDENTITY:
 		return put_labels(o, &rec->identity.labels);
@@ -1467,6 +1492,13 @@ static int enc_body(const struct nm_kv_record *rec, json_object *o)
 		if (!ret)
 			ret = put_str(o, "affinity",
 				      nm_kv_affinity_name(rec->svc.affinity));
+		/* 0: a caller that left the weight unset means the default. */
+		if (!ret)
+			ret = put(o, "weight",
+				  json_object_new_int(rec->svc.weight ?: 1));
+		if (!ret)
+			ret = put(o, "priority",
+				  json_object_new_int(rec->svc.priority));
 		return ret;
 	}
 	return -EINVAL;

@@ -12,11 +12,12 @@
  *   state/nodes/v1/<c>/<node>            {schema, name, cluster, cluster_id,
  *                                         node_ip, pod_cidrs[], boot_id}
  *   state/endpoints/v1/<c>/<ns>/<pod>    {schema, namespace, name, ip, node,
- *                                         labels{}, identity}
+ *                                         labels{}, identity, state?}
  *   state/identities/v1/<c>/<id>         {schema, labels{}}
  *   state/services/v1/<c>/<ns>/<name>    {schema, namespace, name,
  *                                         frontends[], backends[], global,
- *                                         shared, affinity}
+ *                                         shared, affinity, weight,
+ *                                         priority}
  *
  * Versioning: "schema" is the major version of a document, 1 today. A
  * change old readers can safely ignore adds a field and keeps the number
@@ -131,6 +132,12 @@ struct nm_kv_endpoint {
 	char *node;
 	struct nm_labels labels; /* incl. nodemesh.io/cluster and /namespace */
 	__u64 identity; /* nm_identity_pack() */
+	/*
+	 * NM_BE_ACTIVE, or NM_BE_TERMINATING while the pod drains: service
+	 * exports then offer it for established flows only. Optional "state"
+	 * field, absent when active, so records of active pods read as before.
+	 */
+	__u8 state;
 };
 
 struct nm_kv_identity {
@@ -163,6 +170,12 @@ struct nm_kv_service {
 	bool global; /* merge with same ns/name of other clusters */
 	bool shared; /* offer these backends to other clusters */
 	enum nm_kv_affinity affinity; /* default none */
+	/*
+	 * This cluster's share against other clusters' records (svcmerge):
+	 * 1..65535, default 1. The encoder writes 0 as the default.
+	 */
+	__u16 weight;
+	__u8 priority; /* tier among clusters, lower preferred; default 0 */
 };
 
 struct nm_kv_record {

@@ -131,6 +131,7 @@ static int parse_state(const char *s, size_t len, __u8 *state)
 		{ "active", NM_BE_ACTIVE },
 		{ "terminating", NM_BE_TERMINATING },
 		{ "quarantined", NM_BE_QUARANTINED },
+		{ "standby", NM_BE_STANDBY },
 	};
 	size_t i;
 
@@ -196,7 +197,7 @@ int nm_parse_backend(const char *s, struct nm_backend_spec *be, char *err,
 			}
 			if (parse_state(val, vlen, &b.state)) {
 				snprintf(err, errlen,
-					 "bad state '%.*s' in '%s': must be active, terminating or quarantined",
+					 "bad state '%.*s' in '%s': must be active, terminating, quarantined or standby",
 					 (int)vlen, val, s);
 				return -EINVAL;
 			}
@@ -233,6 +234,8 @@ const char *nm_backend_state_name(__u8 state)
 		return "terminating";
 	case NM_BE_QUARANTINED:
 		return "quarantined";
+	case NM_BE_STANDBY:
+		return "standby";
 	default:
 		return "?";
 	}

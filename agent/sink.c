@@ -12,8 +12,8 @@
  *              before the old pod's delete arrives stays the new pod's);
  *   nodeslots  node IP -> node records claiming it (newest owns the entry);
  *   feslots    frontend -> service records naming it, sorted by (cluster
- *              id, key); the union of their backends is what is programmed;
- *   clusters   cluster name -> counters.
+ *              id, key), and the merged set last programmed;
+ *   clusters   cluster name -> counters, id and reachability.
  *
  * Every change runs the same way: unlink the key's old record from its
  * slots, link the new one, then bring each touched slot's map entry to
@@ -25,12 +25,14 @@
  * writes nothing, and an endpoint re-upserted in place is overwritten,
  * never deleted and re-added.
  *
- * Services: for now every cluster's service record with the same frontend
- * is merged (their backends' union, cluster_id set per backend); the
- * global/shared/affinity fields are not honoured yet (a later issue).
- * Backends whose protocol differs from the frontend's are left out of
- * that frontend; the same address and port offered by two records is
- * programmed once (the lower cluster id's). A frontend that nodemeshctl
+ * Services: every cluster's service record with the same frontend goes
+ * through nm_svc_merge() (agent/svcmerge.h: global, shared, affinity,
+ * weight, priority, reachability), cluster_id set per backend. A
+ * frontend no record contributes to (only remote records that are not
+ * shared, say) is not programmed. A remote cluster marked unreachable
+ * (nm_sink_set_reachable) has every frontend it has a record for
+ * re-merged at the next nm_sink_flush(): one service write each, and
+ * only where the merged set changes. A frontend that nodemeshctl
  * programmed by hand is taken over by the first record naming it.
  *
  * Identities: the records' identities are merged into identities.json at
@@ -61,6 +63,7 @@
 #include "agent/policy_apply.h"
 #include "agent/sink.h"
 #include "agent/svc.h"
+#include "agent/svcmerge.h"
 #include "maps/identity.h"
 #include "maps/ipcache.h"
 #include "maps/node.h"
@@ -143,6 +146,8 @@ struct rec;
 struct cstats {
 	char name[NM_KV_CLUSTER_MAX + 1];
 	__u16 id; /* 0 until known */
+	bool unreachable; /* zeroed: a cluster is reachable until told not */
+	bool reach_dirty; /* its frontends await a re-merge at flush */
 	struct nm_sink_stats st;
 };
 
@@ -177,16 +182,8 @@ struct feslot {
 	struct nm_frontend fe;
 	struct pvec recs; /* sorted by (cluster id, key) */
 	bool programmed;
-	struct nm_backend_spec *be; /* the union last programmed */
+	struct nm_merge_be *be; /* the merged set last programmed */
 	size_t n_be;
-};
-
-struct sbe {
-	__be32 ip;
-	__be16 port;
-	__u8 proto;
-	__u8 state;
-	__u16 weight;
 };
 
 struct rec {
@@ -215,9 +212,12 @@ struct rec {
 		} id;
 		struct {
 			__u16 cluster_id;
+			bool global, shared;
+			__u8 affinity, priority;
+			__u16 weight;
 			struct nm_frontend *fe;
 			size_t n_fe;
-			struct sbe *be;
+			struct nm_merge_src *be;
 			size_t n_be;
 		} svc;
 	};
@@ -239,6 +239,7 @@ struct nm_sink {
 	size_t n_dropped, cap_dropped;
 	bool ids_dirty; /* identity records changed since the last flush */
 	bool policy_dirty; /* a policy CIDR entry may need restoring */
+	bool reach_dirty; /* some cluster's reachability changed */
 	__u64 *prev_ids; /* kvstore identities of an earlier run, sorted */
 	size_t n_prev_ids; /* (until nm_sink_sweep() settles them) */
 };
@@ -475,13 +476,18 @@ static int rec_new(struct nm_sink *s, const struct nm_kv_record *rec,
 		for (i = 0; i < rec->svc.n_backends; i++) {
 			const struct nm_kv_backend *b = &rec->svc.backends[i];
 
-			r->svc.be[i].ip = b->ip;
+			r->svc.be[i].addr = b->ip;
 			r->svc.be[i].port = b->port;
 			r->svc.be[i].proto = b->proto;
 			r->svc.be[i].state = b->state;
 			r->svc.be[i].weight = b->weight;
 		}
 		r->svc.n_be = rec->svc.n_backends;
+		r->svc.global = rec->svc.global;
+		r->svc.shared = rec->svc.shared;
+		r->svc.affinity = (__u8)rec->svc.affinity;
+		r->svc.priority = rec->svc.priority;
+		r->svc.weight = rec->svc.weight;
 		break;
 	default:
 		break;
@@ -710,51 +716,71 @@ static int nodeslot_sync(struct nm_sink *s, struct nodeslot *x)
 	return 0;
 }
 
-/* The union of every record's backends for @x's frontend. */
-static int fe_union(const struct feslot *x, struct nm_backend_spec **out,
-		    size_t *n_out)
+/*
+ * Merge the records of @x's frontend: *@want false when none contributes
+ * (the frontend is not ours to program), else the set in *@out.
+ */
+static int fe_merge(const struct nm_sink *s, const struct feslot *x, bool *want,
+		    struct nm_merge_be **out, size_t *n_out)
 {
-	struct nm_backend_spec *u;
-	size_t total = 0, n = 0, i, j, k;
+	struct nm_merge_in *in;
+	size_t i;
+	int err = 0;
 
-	for (i = 0; i < x->recs.n; i++)
-		total += ((const struct rec *)x->recs.v[i])->svc.n_be;
-	u = calloc(total ?: 1, sizeof(*u));
-	if (!u)
+	*want = false;
+	*out = NULL;
+	*n_out = 0;
+	if (!x->recs.n)
+		return 0;
+	in = calloc(x->recs.n, sizeof(*in));
+	if (!in)
 		return -ENOMEM;
 	for (i = 0; i < x->recs.n; i++) {
 		const struct rec *r = x->recs.v[i];
 
-		for (j = 0; j < r->svc.n_be; j++) {
-			const struct sbe *b = &r->svc.be[j];
-
-			if (b->proto != x->fe.proto)
-				continue;
-			for (k = 0; k < n; k++)
-				if (u[k].addr == b->ip && u[k].port == b->port)
-					break;
-			if (k < n)
-				continue; /* offered twice: the first one wins */
-			u[n].addr = b->ip;
-			u[n].port = b->port;
-			u[n].weight = b->weight;
-			u[n].state = b->state;
-			u[n].cluster_id = r->svc.cluster_id;
-			n++;
-		}
+		in[i].cluster_id = r->svc.cluster_id;
+		in[i].reachable = !r->cs->unreachable;
+		in[i].global = r->svc.global;
+		in[i].shared = r->svc.shared;
+		in[i].affinity = r->svc.affinity;
+		in[i].priority = r->svc.priority;
+		in[i].weight = r->svc.weight;
+		in[i].backends = r->svc.be;
+		in[i].n_backends = r->svc.n_be;
 	}
-	*out = u;
-	*n_out = n;
-	return 0;
+	*want = nm_svc_merge_contributes(in, x->recs.n, s->local_cluster_id);
+	if (*want)
+		err = nm_svc_merge(in, x->recs.n, s->local_cluster_id, &x->fe,
+				   out, n_out);
+	free(in);
+	return err;
+}
+
+static bool same_specs(const struct nm_merge_be *a, size_t na,
+		       const struct nm_merge_be *b, size_t nb)
+{
+	size_t i;
+
+	if (na != nb)
+		return false;
+	for (i = 0; i < na; i++)
+		if (memcmp(&a[i].spec, &b[i].spec, sizeof(a[i].spec)))
+			return false;
+	return true;
 }
 
 static int feslot_sync(struct nm_sink *s, struct feslot *x)
 {
-	struct nm_backend_spec *u = NULL;
-	size_t n = 0;
+	struct nm_backend_spec *spec = NULL;
+	struct nm_merge_be *m = NULL;
+	size_t n = 0, i;
+	bool want;
 	int err;
 
-	if (!x->recs.n) {
+	err = fe_merge(s, x, &want, &m, &n);
+	if (err)
+		return err;
+	if (!want) {
 		if (!x->programmed)
 			return 0;
 		err = nm_svc_delete_idx(s->maps, s->svc_idx, &x->fe);
@@ -766,25 +792,30 @@ static int feslot_sync(struct nm_sink *s, struct feslot *x)
 		x->n_be = 0;
 		return 0;
 	}
-	err = fe_union(x, &u, &n);
-	if (err)
-		return err;
-	if (x->programmed && n == x->n_be &&
-	    !memcmp(u, x->be, n * sizeof(*u))) {
-		free(u);
-		return 0;
+	/* Same specs: nothing to write, but keep why each has its state. */
+	if (x->programmed && same_specs(m, n, x->be, x->n_be))
+		goto keep;
+	spec = calloc(n ?: 1, sizeof(*spec));
+	if (!spec) {
+		err = -ENOMEM;
+		goto out_free;
 	}
-	err = nm_svc_upsert_idx(s->maps, s->svc_idx, &x->fe, u, n,
+	for (i = 0; i < n; i++)
+		spec[i] = m[i].spec;
+	err = nm_svc_upsert_idx(s->maps, s->svc_idx, &x->fe, spec, n,
 				NM_LB_MAGLEV);
-	if (err) {
-		free(u);
-		return err;
-	}
+	if (err)
+		goto out_free;
 	x->programmed = true;
+keep:
 	free(x->be);
-	x->be = u;
+	x->be = m;
 	x->n_be = n;
-	return 0;
+	m = NULL;
+out_free:
+	free(spec);
+	free(m);
+	return err;
 }
 
 static int slot_sync(struct nm_sink *s, const struct touch *t)
@@ -1551,20 +1582,155 @@ out:
 	return err;
 }
 
+int nm_sink_set_reachable(struct nm_sink *s, const char *cluster,
+			  bool reachable)
+{
+	struct cstats *c;
+	int err = 0;
+
+	if (strlen(cluster) > NM_KV_CLUSTER_MAX)
+		return -EINVAL;
+	pthread_mutex_lock(&s->lock);
+	/* Our own backends are never cut off by our own heartbeat. */
+	if (!strcmp(cluster, s->local_cluster))
+		goto out;
+	/* Kept even before any record of it arrives. */
+	c = cstats_get(s, cluster);
+	if (!c) {
+		pr_warn("failed to mark cluster %s %s: out of memory", cluster,
+			reachable ? "reachable" : "unreachable");
+		err = -ENOMEM;
+		goto out;
+	}
+	if (c->unreachable == !reachable)
+		goto out;
+	c->unreachable = !reachable;
+	c->reach_dirty = true;
+	s->reach_dirty = true;
+	pr_debug("cluster %s %s: its services re-merge at the next flush",
+		 cluster, reachable ? "reachable" : "unreachable");
+out:
+	pthread_mutex_unlock(&s->lock);
+	return err;
+}
+
 void nm_sink_get_stats(struct nm_sink *s, const char *cluster,
 		       struct nm_sink_stats *out)
 {
 	struct cstats probe = {}, *c;
 
 	memset(out, 0, sizeof(*out));
+	out->reachable = true;
 	if (strlen(cluster) > NM_KV_CLUSTER_MAX)
 		return;
 	strcpy(probe.name, cluster);
 	pthread_mutex_lock(&s->lock);
 	c = tget(&probe, &s->clusters, cstats_cmp);
-	if (c)
+	if (c) {
 		*out = c->st;
+		out->reachable = !c->unreachable;
+	}
 	pthread_mutex_unlock(&s->lock);
+}
+
+int nm_sink_get_service(struct nm_sink *s, const struct nm_frontend *fe,
+			struct nm_merge_be **out, size_t *n_out)
+{
+	struct feslot probe = {}, *x;
+	int err = 0;
+
+	*out = NULL;
+	*n_out = 0;
+	probe.fe.vip = fe->vip;
+	probe.fe.port = fe->port;
+	probe.fe.proto = fe->proto;
+	pthread_mutex_lock(&s->lock);
+	x = tget(&probe, &s->feslots, feslot_cmp);
+	if (!x || !x->programmed) {
+		err = -ENOENT;
+		goto out;
+	}
+	if (x->n_be) {
+		*out = malloc(x->n_be * sizeof(**out));
+		if (!*out) {
+			err = -ENOMEM;
+			goto out;
+		}
+		memcpy(*out, x->be, x->n_be * sizeof(**out));
+	}
+	*n_out = x->n_be;
+out:
+	pthread_mutex_unlock(&s->lock);
+	return err;
+}
+
+/* twalk_r() context: the frontends a reachability change touches. */
+struct fe_walk {
+	struct pvec v;
+	int err;
+};
+
+static void collect_reach_fe(const void *node, VISIT which, void *arg)
+{
+	struct feslot *x = *(struct feslot *const *)node;
+	struct fe_walk *w = arg;
+	size_t i;
+
+	if (which != postorder && which != leaf)
+		return;
+	for (i = 0; i < x->recs.n; i++) {
+		if (!((const struct rec *)x->recs.v[i])->cs->reach_dirty)
+			continue;
+		if (pvec_insert(&w->v, (size_t)-1, x))
+			w->err = -ENOMEM;
+		return;
+	}
+}
+
+static void clear_reach_dirty(const void *node, VISIT which, void *arg)
+{
+	(void)arg;
+	if (which == postorder || which == leaf)
+		(*(struct cstats *const *)node)->reach_dirty = false;
+}
+
+/*
+ * Re-merge every frontend with a record of a cluster whose reachability
+ * changed. All are tried; on a failure the change stays pending and the
+ * next flush tries again (frontends already in step write nothing).
+ */
+static int remerge_reach(struct nm_sink *s)
+{
+	char fes[NM_FRONTEND_STRLEN];
+	struct fe_walk w = {};
+	size_t i;
+	int err, ret = 0;
+
+	twalk_r(s->feslots, collect_reach_fe, &w);
+	if (w.err) {
+		pr_warn("failed to re-merge services on %s after a reachability change: out of memory",
+			s->maps->pin_root);
+		ret = w.err;
+		goto out;
+	}
+	for (i = 0; i < w.v.n; i++) {
+		struct feslot *x = w.v.v[i];
+
+		err = feslot_sync(s, x);
+		if (!err)
+			continue;
+		pr_warn("failed to re-merge service %s on %s after a reachability change: %s",
+			nm_frontend_str(&x->fe, fes, sizeof(fes)),
+			s->maps->pin_root, strerror(-err));
+		ret = ret ?: err;
+	}
+	if (ret)
+		goto out;
+	twalk_r(s->clusters, clear_reach_dirty, NULL);
+	s->reach_dirty = false;
+out:
+	pvec_free(&w.v);
+	return ret;
 }
 
 int nm_sink_flush(struct nm_sink *s)
@@ -1580,9 +1746,12 @@ int nm_sink_flush(struct nm_sink *s)
 	size_t n_eps = 0, n_del = 0, i, j;
 	char msg[1024];
 	bool changed;
-	int err = 0;
+	int err = 0, reach_err = 0;
 
 	pthread_mutex_lock(&s->lock);
+	/* Services first: leaving a dead cluster is what is waited for. */
+	if (s->reach_dirty)
+		reach_err = remerge_reach(s);
 	if (!s->ids_dirty && !s->policy_dirty)
 		goto out;
 	w.cap = s->n_ids;
@@ -1661,7 +1830,7 @@ out:
 	free(eps);
 	free(del);
 	free(w.v);
-	return err;
+	return reach_err ?: err;
 }
 
 /* ---- sweeping what an earlier run left ---------------------------------- */
@@ -1682,6 +1851,7 @@ static bool node_held(struct nm_sink *s, __be32 ip)
 	return x && (x->claims.n || x->written);
 }
 
+/* Held: programmed. Records no merge takes (not shared) hold nothing. */
 static bool fe_held(struct nm_sink *s, const struct nm_frontend *fe)
 {
 	struct feslot probe = {}, *x;
@@ -1690,7 +1860,7 @@ static bool fe_held(struct nm_sink *s, const struct nm_frontend *fe)
 	probe.fe.port = fe->port;
 	probe.fe.proto = fe->proto;
 	x = tget(&probe, &s->feslots, feslot_cmp);
-	return x && (x->recs.n || x->programmed);
+	return x && x->programmed;
 }
 
 /*

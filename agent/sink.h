@@ -14,11 +14,12 @@
  *             local clusters alike) so policy selectors can match it;
  *             policy is recompiled (coalesced: at most one recompile per
  *             nm_sink_flush()).
- *   service   each frontend's backends are the union of the backends of
- *             every cluster's record with that frontend (cluster_id set in
- *             nm_backend_val), programmed with nm_svc_upsert; removing a
- *             cluster's record re-programs the union without it and
- *             deletes the frontend when no cluster has it any more.
+ *   service   each frontend's backends are the merge (nm_svc_merge(),
+ *             agent/svcmerge.h) of every cluster's record with that
+ *             frontend and of each cluster's reachability (cluster_id set
+ *             in nm_backend_val), programmed with nm_svc_upsert when it
+ *             changes; the frontend is deleted when no record contributes
+ *             to it any more.
  *   cluster, heartbeat, synced: no map state (the mirror tracks them).
  *
  * A remove undoes exactly what the upsert of that key did; upserting a
@@ -33,6 +34,7 @@
 #include "agent/kvstore.h"
 #include "agent/loader.h"
 #include "agent/state.h"
+#include "agent/svcmerge.h"
 
 struct nm_sink;
 
@@ -60,7 +62,23 @@ int nm_sink_remove(void *arg, const struct nm_kv_key *key);
  */
 int nm_sink_set_cluster_id(struct nm_sink *s, const char *cluster, __u16 id);
 
-/* Recompile policy and save identities if records changed them. */
+/*
+ * Mark remote cluster @cluster (un)reachable: its backends stay in the
+ * maps, quarantined while it is unreachable (established flows go on).
+ * Remembered per name, also before any record of the cluster arrives;
+ * the local cluster is always reachable (a call for it does nothing).
+ * Takes effect at the next nm_sink_flush(), which re-merges every
+ * frontend with a record of the cluster: one service write per frontend
+ * whose merged set changes. 0, -EINVAL (name too long) or -ENOMEM.
+ */
+int nm_sink_set_reachable(struct nm_sink *s, const char *cluster,
+			  bool reachable);
+
+/*
+ * Re-merge the services of clusters whose reachability changed (a failed
+ * one is retried at the next flush), then recompile policy and save
+ * identities if records changed them. 0 or the first error.
+ */
 int nm_sink_flush(struct nm_sink *s);
 
 /*
@@ -80,7 +98,9 @@ int nm_sink_flush(struct nm_sink *s);
  *                   tags each backend with its cluster's id (1..65535),
  *                   'nodemeshctl service upsert' writes cluster_id 0. A
  *                   service without backends cannot be told apart and is
- *                   left alone.
+ *                   left alone. A frontend named only by records that do
+ *                   not contribute (an unshared remote service) is not
+ *                   held, so it is swept.
  *   identities      those an earlier sink merged from the kvstore into
  *                   identities.json, which it lists in the state file
  *                   "kvstore-identities" (read at nm_sink_open): dropped
@@ -94,8 +114,17 @@ int nm_sink_sweep(struct nm_sink *s);
 
 struct nm_sink_stats {
 	__u64 nodes, endpoints, identities, services; /* currently held */
+	bool reachable; /* as last set (nm_sink_set_reachable); true if never */
 };
 void nm_sink_get_stats(struct nm_sink *s, const char *cluster,
 		       struct nm_sink_stats *out);
+
+/*
+ * The merged backend set last programmed for @fe (with each backend's own
+ * state and tier), for status and debugging: *@out malloc'd, NULL when
+ * the set is empty. -ENOENT when the sink has not programmed @fe.
+ */
+int nm_sink_get_service(struct nm_sink *s, const struct nm_frontend *fe,
+			struct nm_merge_be **out, size_t *n_out);
 
 #endif /* NM_AGENT_SINK_H */

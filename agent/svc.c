@@ -547,7 +547,7 @@ int nm_svc_upsert_idx(struct nm_maps *maps, struct nm_svc_index *idx,
 		       n, m < NM_SVC_BACKENDS_MAX ? m : NM_SVC_BACKENDS_MAX, m);
 	for (i = 0; i < n; i++) {
 		addr_port_str(be[i].addr, be[i].port, a, sizeof(a));
-		if (!be[i].port || !be[i].weight || be[i].state > NM_BE_QUARANTINED)
+		if (!be[i].port || !be[i].weight || be[i].state > NM_BE_STATE_MAX)
 			REFUSE("bad backend %s: port 1..65535, weight 1..65535, known state",
 			       a);
 		for (j = 0; j < i; j++)

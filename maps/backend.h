@@ -16,7 +16,13 @@ enum nm_backend_state {
 	NM_BE_ACTIVE = 0, /* in the Maglev table, takes new flows */
 	NM_BE_TERMINATING = 1, /* no new flows; established ones continue */
 	NM_BE_QUARANTINED = 2, /* no new flows; established ones continue */
+	/*
+	 * Ready, not in the preferred tier (affinity/priority): no new flows;
+	 * established ones continue.
+	 */
+	NM_BE_STANDBY = 3,
 };
+#define NM_BE_STATE_MAX NM_BE_STANDBY /* highest known state */
 
 struct nm_backend_key {
 	__u32 backend_id; /* never 0: 0 marks an empty Maglev slot */

@@ -32,8 +32,10 @@
 #include "agent/sink.h"
 #include "agent/state.h"
 #include "agent/svc.h"
+#include "agent/svcmerge.h"
 #include "maps/identity.h"
 #include "maps/ipcache.h"
+#include "maps/maglev.h"
 #include "maps/node.h"
 #include "maps/policy.h"
 #include "tests/lib/pins.h"
@@ -157,10 +159,22 @@ static int del_ep(struct nm_sink *s, const char *cluster, const char *pod)
 		       pod);
 }
 
-/* A service record: "ADDR:PORT[/udp][,w=W][,t]" backends (t: terminating). */
-static int put_svc(struct nm_sink *s, const char *cluster, const char *name,
-		   const char *const *fes, size_t n_fe, const char *const *bes,
-		   size_t n_be)
+/* Record-level fields of a service record; put_svc() uses the defaults. */
+struct svc_opts {
+	bool not_global, not_shared;
+	enum nm_kv_affinity affinity;
+	__u16 weight; /* 0: the default */
+	__u8 priority;
+};
+
+/*
+ * A service record: "ADDR:PORT[/udp][,w=W][,t]" backends (t: terminating),
+ * global and shared unless @o says otherwise.
+ */
+static int put_svc_opts(struct nm_sink *s, const char *cluster,
+			const char *name, const char *const *fes, size_t n_fe,
+			const char *const *bes, size_t n_be,
+			const struct svc_opts *o)
 {
 	struct nm_frontend f[4];
 	struct nm_kv_backend b[8] = {};
@@ -202,7 +216,21 @@ static int put_svc(struct nm_sink *s, const char *cluster, const char *name,
 	r.svc.n_frontends = n_fe;
 	r.svc.backends = b;
 	r.svc.n_backends = n_be;
+	r.svc.global = !o->not_global;
+	r.svc.shared = !o->not_shared;
+	r.svc.affinity = o->affinity;
+	r.svc.weight = o->weight;
+	r.svc.priority = o->priority;
 	return nm_sink_upsert(s, &r);
+}
+
+static int put_svc(struct nm_sink *s, const char *cluster, const char *name,
+		   const char *const *fes, size_t n_fe, const char *const *bes,
+		   size_t n_be)
+{
+	static const struct svc_opts defaults;
+
+	return put_svc_opts(s, cluster, name, fes, n_fe, bes, n_be, &defaults);
 }
 
 static int del_svc(struct nm_sink *s, const char *cluster, const char *name)
@@ -276,6 +304,63 @@ static int backends_of(__u32 svc_id, const char *addr, int port, int *cluster)
 		n++;
 		if (addr && v.addr == ip(addr) && ntohs(v.port) == port)
 			*cluster = v.cluster_id;
+	}
+	return n;
+}
+
+/* The backend @addr:@port of @svc_id into @v; false when there is none. */
+static bool get_be(__u32 svc_id, const char *addr, int port,
+		   struct nm_backend_val *v)
+{
+	struct nm_backend_key key = {}, next = {};
+	bool first = true;
+
+	while (!bpf_map_get_next_key(maps.backends, first ? NULL : &key,
+				     &next)) {
+		key = next;
+		first = false;
+		if (!bpf_map_lookup_elem(maps.backends, &key, v) &&
+		    v->svc_id == svc_id && v->addr == ip(addr) &&
+		    ntohs(v->port) == port)
+			return true;
+	}
+	memset(v, 0, sizeof(*v));
+	return false;
+}
+
+/* The state of backend @addr:@port of @svc_id, or -1 when it is not there. */
+static int be_state(__u32 svc_id, const char *addr, int port)
+{
+	struct nm_backend_val v;
+
+	return get_be(svc_id, addr, port, &v) ? v.state : -1;
+}
+
+/*
+ * Slots of @sv's live Maglev table that point at a backend of cluster
+ * @cluster (-1: empty slots).
+ */
+static int table_slots(const struct nm_svc_val *sv, int cluster)
+{
+	struct nm_backend_key bk = {};
+	struct nm_backend_val bv;
+	int n = 0;
+	__u32 i;
+
+	for (i = 0; i < TEST_M; i++) {
+		struct nm_maglev_key k = { .index = sv->table_id * TEST_M + i };
+		struct nm_maglev_val v;
+
+		if (bpf_map_lookup_elem(maps.maglev, &k, &v))
+			return -1000; /* unreadable: no count can match */
+		if (!v.backend_id) {
+			n += cluster == -1;
+			continue;
+		}
+		bk.backend_id = v.backend_id;
+		if (!bpf_map_lookup_elem(maps.backends, &bk, &bv) &&
+		    bv.cluster_id == cluster)
+			n++;
 	}
 	return n;
 }
@@ -754,6 +839,8 @@ static void test_service_failure_keeps_union(void)
 	r.svc.n_frontends = 1;
 	r.svc.backends = kb;
 	r.svc.n_backends = TEST_M + 1;
+	r.svc.global = true;
+	r.svc.shared = true;
 	ASSERT_EQ(nm_sink_upsert(s, &r), -EINVAL, "too many backends refused");
 	ASSERT_TRUE(get_svc(fa[0], &sv2), "service a");
 	ASSERT_MEMEQ(&sv2, &sv, sizeof(sv), "service entry unchanged");
@@ -798,6 +885,227 @@ out:
 		  "no services left");
 	nm_sink_close(s);
 	free(kb);
+}
+
+/*
+ * Affinity local: the local cluster's backends take new flows while one of
+ * them is active; the remote ones wait as standby, out of the table.
+ */
+static void test_service_affinity_local(void)
+{
+	static const char *const fa[] = { "10.96.7.1:80/tcp" };
+	static const char *const east_be[] = { "10.1.7.1:80" };
+	static const char *const east_term[] = { "10.1.7.1:80,t" };
+	static const char *const west_be[] = { "10.2.7.1:80", "10.2.7.2:80" };
+	const struct svc_opts local = { .affinity = NM_KV_AFF_LOCAL };
+	struct nm_frontend f = fe(fa[0]);
+	struct nm_merge_be *m = NULL;
+	struct nm_svc_val sv;
+	struct nm_sink *s = NULL;
+	size_t n = 0;
+
+	NEED_READY();
+	if (!ASSERT_OK(open_sink(&s), "open sink"))
+		return;
+	if (!ASSERT_OK(put_svc(s, "west", "web", fa, 1, west_be, 2), "west") ||
+	    !ASSERT_OK(put_svc_opts(s, "east", "web", fa, 1, east_be, 1,
+				    &local),
+		       "east, affinity local") ||
+	    !ASSERT_TRUE(get_svc(fa[0], &sv), "service"))
+		goto out;
+	ASSERT_EQ(sv.backend_count, 1, "only the local backend selected");
+	ASSERT_EQ(be_state(sv.svc_id, "10.1.7.1", 80), NM_BE_ACTIVE,
+		  "local active");
+	ASSERT_EQ(be_state(sv.svc_id, "10.2.7.1", 80), NM_BE_STANDBY,
+		  "remote standby");
+	ASSERT_EQ(be_state(sv.svc_id, "10.2.7.2", 80), NM_BE_STANDBY,
+		  "remote standby");
+	ASSERT_EQ(table_slots(&sv, EAST_ID), TEST_M,
+		  "every slot holds the local backend");
+	if (ASSERT_OK(nm_sink_get_service(s, &f, &m, &n), "programmed set") &&
+	    ASSERT_EQ(n, 3, "three backends")) {
+		ASSERT_TRUE(m[0].spec.cluster_id == EAST_ID && m[0].preferred,
+			    "local one first, preferred");
+		ASSERT_TRUE(m[1].spec.state == NM_BE_STANDBY &&
+				    !m[1].preferred &&
+				    m[1].own_state == NM_BE_ACTIVE &&
+				    m[1].tier_rank == 1,
+			    "remote one standby, ready");
+	}
+
+	/* The local backend drains: the remote ones take new flows. */
+	if (!ASSERT_OK(put_svc_opts(s, "east", "web", fa, 1, east_term, 1,
+				    &local),
+		       "east terminating") ||
+	    !ASSERT_TRUE(get_svc(fa[0], &sv), "service"))
+		goto out;
+	ASSERT_EQ(sv.backend_count, 2, "remote backends selected");
+	ASSERT_EQ(be_state(sv.svc_id, "10.1.7.1", 80), NM_BE_TERMINATING,
+		  "local terminating");
+	ASSERT_EQ(be_state(sv.svc_id, "10.2.7.1", 80), NM_BE_ACTIVE,
+		  "remote active");
+	ASSERT_EQ(table_slots(&sv, WEST_ID), TEST_M, "only remote slots");
+
+	/* Back: local again. */
+	if (!ASSERT_OK(put_svc_opts(s, "east", "web", fa, 1, east_be, 1,
+				    &local),
+		       "east active again") ||
+	    !ASSERT_TRUE(get_svc(fa[0], &sv), "service"))
+		goto out;
+	ASSERT_EQ(be_state(sv.svc_id, "10.2.7.2", 80), NM_BE_STANDBY,
+		  "remote standby again");
+	ASSERT_EQ(table_slots(&sv, EAST_ID), TEST_M, "only local slots");
+out:
+	free(m);
+	del_svc(s, "west", "web");
+	del_svc(s, "east", "web");
+	nm_sink_close(s);
+}
+
+/*
+ * An unreachable cluster's backends are quarantined at the next flush and
+ * leave the table; they come back when it is reachable again.
+ */
+static void test_service_unreachable_cluster(void)
+{
+	static const char *const fa[] = { "10.96.8.1:80/tcp" };
+	static const char *const fb[] = { "10.96.8.2:80/tcp" };
+	static const char *const west_be[] = { "10.2.8.1:80", "10.2.8.2:80" };
+	static const char *const south_be[] = { "10.5.8.1:80" };
+	struct nm_sink_stats stats;
+	struct nm_backend_val bv;
+	struct nm_svc_val sv, before;
+	struct nm_sink *s = NULL;
+
+	NEED_READY();
+	if (!ASSERT_OK(open_sink(&s), "open sink"))
+		return;
+	if (!ASSERT_OK(put_svc(s, "west", "web", fa, 1, west_be, 2), "west") ||
+	    !ASSERT_TRUE(get_svc(fa[0], &before), "service"))
+		goto out;
+	ASSERT_EQ(table_slots(&before, WEST_ID), TEST_M, "remote slots");
+
+	ASSERT_OK(nm_sink_set_reachable(s, "west", false), "west unreachable");
+	nm_sink_get_stats(s, "west", &stats);
+	ASSERT_TRUE(!stats.reachable, "stats say unreachable");
+	ASSERT_TRUE(get_svc(fa[0], &sv) && sv.table_id == before.table_id,
+		    "nothing written before the flush");
+	if (!ASSERT_OK(nm_sink_flush(s), "flush") ||
+	    !ASSERT_TRUE(get_svc(fa[0], &sv), "service stays"))
+		goto out;
+	ASSERT_EQ(sv.backend_count, 0, "nothing selected");
+	ASSERT_EQ(table_slots(&sv, -1), TEST_M, "table empty");
+	ASSERT_EQ(be_state(sv.svc_id, "10.2.8.1", 80), NM_BE_QUARANTINED,
+		  "quarantined");
+	ASSERT_TRUE(get_be(sv.svc_id, "10.2.8.2", 80, &bv) &&
+			    bv.state == NM_BE_QUARANTINED &&
+			    bv.cluster_id == WEST_ID,
+		    "kept for established flows, quarantined");
+	/* A record arriving meanwhile merges as unreachable at once. */
+	if (!ASSERT_OK(put_svc(s, "west", "api", fb, 1, west_be, 1),
+		       "west api") ||
+	    !ASSERT_TRUE(get_svc(fb[0], &sv), "service api"))
+		goto out;
+	ASSERT_EQ(be_state(sv.svc_id, "10.2.8.1", 80), NM_BE_QUARANTINED,
+		  "new service quarantined too");
+	ASSERT_OK(nm_sink_flush(s), "a second flush writes nothing new");
+
+	ASSERT_OK(nm_sink_set_reachable(s, "west", true), "west back");
+	if (!ASSERT_OK(nm_sink_flush(s), "flush") ||
+	    !ASSERT_TRUE(get_svc(fa[0], &sv), "service"))
+		goto out;
+	ASSERT_EQ(sv.backend_count, 2, "both selected again");
+	ASSERT_EQ(be_state(sv.svc_id, "10.2.8.2", 80), NM_BE_ACTIVE, "active");
+	ASSERT_EQ(table_slots(&sv, WEST_ID), TEST_M, "remote slots again");
+	ASSERT_TRUE(get_svc(fb[0], &sv) &&
+			    be_state(sv.svc_id, "10.2.8.1", 80) == NM_BE_ACTIVE,
+		    "api active again");
+
+	/* Remembered before any record, the local cluster never cut off. */
+	ASSERT_OK(nm_sink_set_reachable(s, "south", false), "south first");
+	ASSERT_OK(nm_sink_set_reachable(s, "east", false), "local: no-op");
+	nm_sink_get_stats(s, "east", &stats);
+	ASSERT_TRUE(stats.reachable, "local stays reachable");
+	if (!ASSERT_OK(nm_sink_set_cluster_id(s, "south", 4), "south's id") ||
+	    !ASSERT_OK(put_svc(s, "south", "web", fa, 1, south_be, 1),
+		       "south") ||
+	    !ASSERT_TRUE(get_svc(fa[0], &sv), "service"))
+		goto out;
+	ASSERT_EQ(be_state(sv.svc_id, "10.5.8.1", 80), NM_BE_QUARANTINED,
+		  "south quarantined from the start");
+	ASSERT_EQ(sv.backend_count, 2, "west's selected");
+out:
+	del_svc(s, "west", "web");
+	del_svc(s, "west", "api");
+	del_svc(s, "south", "web");
+	ASSERT_EQ(count_entries(maps.services, sizeof(struct nm_svc_key)), 0,
+		  "no services left");
+	nm_sink_close(s);
+}
+
+/* global/shared decide who contributes; cluster weights multiply. */
+static void test_service_shared_global_weight(void)
+{
+	static const char *const fa[] = { "10.96.9.1:80/tcp" };
+	static const char *const west_be[] = { "10.2.9.1:80,w=2" };
+	static const char *const east_be[] = { "10.1.9.1:80" };
+	const struct svc_opts not_shared = { .not_shared = true },
+			      not_global = { .not_global = true },
+			      heavy = { .weight = 3 };
+	struct nm_svc_val sv;
+	struct nm_sink *s = NULL;
+	int cl;
+
+	NEED_READY();
+	if (!ASSERT_OK(open_sink(&s), "open sink"))
+		return;
+	/* Only a remote record its cluster does not share: not ours. */
+	if (!ASSERT_OK(put_svc_opts(s, "west", "db", fa, 1, west_be, 1,
+				    &not_shared),
+		       "west, not shared"))
+		goto out;
+	ASSERT_TRUE(!get_svc(fa[0], &sv), "not programmed");
+	/* Our record brings the frontend, with our backends only. */
+	if (!ASSERT_OK(put_svc(s, "east", "db", fa, 1, east_be, 1), "east") ||
+	    !ASSERT_TRUE(get_svc(fa[0], &sv), "service"))
+		goto out;
+	ASSERT_EQ(backends_of(sv.svc_id, "10.1.9.1", 80, &cl), 1,
+		  "east's only");
+	/* West shares, weight 3: its backend of weight 2 weighs 6. */
+	if (!ASSERT_OK(put_svc_opts(s, "west", "db", fa, 1, west_be, 1, &heavy),
+		       "west shares") ||
+	    !ASSERT_TRUE(get_svc(fa[0], &sv), "service"))
+		goto out;
+	ASSERT_EQ(backends_of(sv.svc_id, "10.2.9.1", 80, &cl), 2, "merged");
+	{
+		struct nm_backend_val bv;
+
+		ASSERT_TRUE(get_be(sv.svc_id, "10.2.9.1", 80, &bv) &&
+				    bv.weight == 6,
+			    "weight 2 x cluster weight 3");
+	}
+	/* Our record not global: remote backends are not taken. */
+	if (!ASSERT_OK(put_svc_opts(s, "east", "db", fa, 1, east_be, 1,
+				    &not_global),
+		       "east, not global") ||
+	    !ASSERT_TRUE(get_svc(fa[0], &sv), "service"))
+		goto out;
+	ASSERT_EQ(backends_of(sv.svc_id, "10.1.9.1", 80, &cl), 1,
+		  "east's only again");
+	/* Ours gone: west's shared record alone. */
+	ASSERT_OK(del_svc(s, "east", "db"), "remove east");
+	ASSERT_TRUE(get_svc(fa[0], &sv) &&
+			    backends_of(sv.svc_id, "10.2.9.1", 80, &cl) == 1 &&
+			    cl == WEST_ID,
+		    "west's only");
+	/* West stops sharing: the frontend goes. */
+	ASSERT_OK(put_svc_opts(s, "west", "db", fa, 1, west_be, 1, &not_shared),
+		  "west stops sharing");
+	ASSERT_TRUE(!get_svc(fa[0], &sv), "deleted");
+out:
+	del_svc(s, "west", "db");
+	del_svc(s, "east", "db");
+	nm_sink_close(s);
 }
 
 static void test_unknown_cluster_id_refused(void)
@@ -991,6 +1299,44 @@ out:
 	nm_labels_free(&hand_info.labels);
 }
 
+/*
+ * A frontend an earlier run programmed whose only record is now one that
+ * its cluster does not share: the record holds nothing, the sweep removes
+ * the service.
+ */
+static void test_sweep_unshared_service(void)
+{
+	static const char *const fa[] = { "10.96.6.1:80/tcp" };
+	static const char *const wb[] = { "10.2.6.1:80" };
+	const struct svc_opts not_shared = { .not_shared = true };
+	struct nm_frontend f = fe(fa[0]);
+	struct nm_svc_val sv;
+	struct nm_sink *s = NULL;
+
+	NEED_READY();
+	if (!ASSERT_OK(open_sink(&s), "open the earlier run's sink") ||
+	    !ASSERT_OK(put_svc(s, "west", "old", fa, 1, wb, 1), "shared") ||
+	    !ASSERT_TRUE(get_svc(fa[0], &sv), "programmed"))
+		goto out;
+	nm_sink_close(s);
+	s = NULL;
+	if (!ASSERT_OK(open_sink(&s), "open the new sink") ||
+	    !ASSERT_OK(put_svc_opts(s, "west", "old", fa, 1, wb, 1,
+				    &not_shared),
+		       "no longer shared"))
+		goto out;
+	ASSERT_TRUE(get_svc(fa[0], &sv), "left over until the sweep");
+	ASSERT_OK(nm_sink_sweep(s), "sweep");
+	ASSERT_TRUE(!get_svc(fa[0], &sv), "swept");
+out:
+	if (s)
+		del_svc(s, "west", "old");
+	nm_sink_close(s);
+	/* Only if a failed step left it. */
+	if (get_svc(fa[0], &sv))
+		nm_svc_delete(&maps, &f);
+}
+
 int main(void)
 {
 	static const struct nm_test tests[] = {
@@ -1003,8 +1349,12 @@ int main(void)
 		NM_TEST(test_service_union_of_clusters),
 		NM_TEST(test_service_from_json),
 		NM_TEST(test_service_failure_keeps_union),
+		NM_TEST(test_service_affinity_local),
+		NM_TEST(test_service_unreachable_cluster),
+		NM_TEST(test_service_shared_global_weight),
 		NM_TEST(test_unknown_cluster_id_refused),
 		NM_TEST(test_sweep_after_restart),
+		NM_TEST(test_sweep_unshared_service),
 	};
 	int failed, err;
 

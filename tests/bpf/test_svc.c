@@ -277,8 +277,10 @@ static void test_upsert_removal_keeps_ids(void)
 static void test_states_leave_the_table(void)
 {
 	const char *const specs[] = { "10.0.2.1:53", "10.0.2.2:53,state=terminating",
-				      "10.0.2.3:53,state=quarantined" };
-	struct nm_backend_spec b[3] = { be(specs[0]), be(specs[1]), be(specs[2]) };
+				      "10.0.2.3:53,state=quarantined",
+				      "10.0.2.4:53,state=standby" };
+	struct nm_backend_spec b[4] = { be(specs[0]), be(specs[1]), be(specs[2]),
+					be(specs[3]) };
 	struct nm_frontend f = fe("10.96.0.53:53/tcp");
 	struct nm_backend_val bv;
 	struct nm_svc_val sv;
@@ -288,13 +290,16 @@ static void test_states_leave_the_table(void)
 		nm_test_skip("maps not open");
 		return;
 	}
-	if (!ASSERT_OK(nm_svc_upsert(&maps, &f, b, 3, NM_LB_MAGLEV), "upsert") ||
+	if (!ASSERT_OK(nm_svc_upsert(&maps, &f, b, 4, NM_LB_MAGLEV), "upsert") ||
 	    !ASSERT_TRUE(get_svc("10.96.0.53:53/tcp", &sv), "service entry"))
 		return;
 	ASSERT_EQ(sv.backend_count, 1, "only active backends counted");
 	id = find_backend(sv.svc_id, specs[1]);
 	if (ASSERT_TRUE(get_backend(id, &bv), "terminating backend kept"))
 		ASSERT_EQ(bv.state, NM_BE_TERMINATING, "state");
+	id = find_backend(sv.svc_id, specs[3]);
+	if (ASSERT_TRUE(get_backend(id, &bv), "standby backend kept"))
+		ASSERT_EQ(bv.state, NM_BE_STANDBY, "state");
 	id = find_backend(sv.svc_id, specs[0]);
 	table_matches(sv.table_id, &id, specs, 1);
 	ASSERT_OK(nm_svc_delete(&maps, &f), "delete");

@@ -13,6 +13,7 @@ static const char *const pin_names[] = {
 	NM_MAP_SERVICES,  NM_MAP_BACKENDS, NM_MAP_MAGLEV, NM_MAP_REVNAT,
 	NM_MAP_CT,	  NM_MAP_METRICS,  NM_MAP_CONFIG, NM_MAP_IPCACHE,
 	NM_MAP_ENDPOINTS, NM_MAP_POLICY,   NM_MAP_EVENTS, NM_MAP_NODES,
+	NM_MAP_TUNNEL,
 };
 
 #define N_PINS (sizeof(pin_names) / sizeof(pin_names[0]))

@@ -229,13 +229,14 @@ static void test_roundtrip_service(void **state)
 		.svc = { .namespace = "shop", .name = "payments",
 			 .frontends = fes, .n_frontends = 1, .backends = bes,
 			 .n_backends = 2, .global = true, .shared = true,
-			 .affinity = NM_KV_AFF_LOCAL },
+			 .affinity = NM_KV_AFF_LOCAL, .weight = 3,
+			 .priority = 2 },
 	}, out;
 
 	(void)state;
 	round_trip(
 		&rec, K_SVC,
-		"{'schema':1,'namespace':'shop','name':'payments','frontends':['10.96.0.10:443/tcp'],'backends':[{'ip':'10.1.0.5','port':8443,'proto':'tcp','weight':3,'state':'active','node':'node-1'},{'ip':'10.1.1.7','port':8443,'proto':'tcp','weight':1,'state':'terminating'}],'global':true,'shared':true,'affinity':'local'}",
+		"{'schema':1,'namespace':'shop','name':'payments','frontends':['10.96.0.10:443/tcp'],'backends':[{'ip':'10.1.0.5','port':8443,'proto':'tcp','weight':3,'state':'active','node':'node-1'},{'ip':'10.1.1.7','port':8443,'proto':'tcp','weight':1,'state':'terminating'}],'global':true,'shared':true,'affinity':'local','weight':3,'priority':2}",
 		&out);
 	assert_string_equal(out.svc.name, "payments");
 	assert_int_equal(out.svc.n_frontends, 1);
@@ -249,6 +250,56 @@ static void test_roundtrip_service(void **state)
 	assert_true(out.svc.global);
 	assert_true(out.svc.shared);
 	assert_int_equal(out.svc.affinity, NM_KV_AFF_LOCAL);
+	assert_int_equal(out.svc.weight, 3);
+	assert_int_equal(out.svc.priority, 2);
+	nm_kv_record_free(&out);
+}
+
+/* Record weight and priority: bounds accepted, unset weight encoded as 1. */
+static void test_service_weight_priority(void **state)
+{
+	static const struct {
+		const char *json;
+		__u16 weight;
+		__u8 priority;
+	} ok[] = {
+		{ "'weight':1,'priority':0}", 1, 0 },
+		{ "'weight':65535,'priority':255}", 65535, 255 },
+		{ "'priority':9}", 1, 9 },
+		{ "'weight':4}", 4, 0 },
+	};
+	struct nm_kv_record rec = {
+		.key = { .type = NM_KV_T_SERVICE, .cluster = "east",
+			 .ns = "shop", .name = "payments" },
+		.svc = { .namespace = "shop", .name = "payments" },
+	}, out;
+	char err[NM_KV_ERR_LEN], *v;
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		char buf[256];
+
+		snprintf(
+			buf, sizeof(buf),
+			"{'schema':1,'namespace':'shop','name':'payments','global':true,'shared':true,'frontends':[],'backends':[],%s",
+			ok[i].json);
+		v = q(buf);
+		if (nm_kv_decode(&east, K_SVC, v, strlen(v), &out, err,
+				 sizeof(err)))
+			fail_msg("'%s' refused: %s", ok[i].json, err);
+		assert_int_equal(out.svc.weight, ok[i].weight);
+		assert_int_equal(out.svc.priority, ok[i].priority);
+		nm_kv_record_free(&out);
+		free(v);
+	}
+	/* A record built without a weight publishes the default. */
+	round_trip(
+		&rec, K_SVC,
+		"{'schema':1,'namespace':'shop','name':'payments','frontends':[],'backends':[],'global':false,'shared':false,'affinity':'none','weight':1,'priority':0}",
+		&out);
+	assert_int_equal(out.svc.weight, 1);
+	assert_int_equal(out.svc.priority, 0);
 	nm_kv_record_free(&out);
 }
 
@@ -256,7 +307,7 @@ static void test_roundtrip_service(void **state)
 static void test_unknown_fields_and_defaults(void **state)
 {
 	char *v = q(
-		"{'schema':1,'namespace':'shop','name':'payments','frontends':[],'backends':[{'ip':'10.1.0.5','port':80,'proto':'udp','zone':'a','extra':{'deep':[1,2]}}],'global':false,'shared':false,'selector':{'app':'x'},'priority':7}");
+		"{'schema':1,'namespace':'shop','name':'payments','frontends':[],'backends':[{'ip':'10.1.0.5','port':80,'proto':'udp','zone':'a','extra':{'deep':[1,2]}}],'global':false,'shared':false,'selector':{'app':'x'},'zone':7}");
 	struct nm_kv_record out;
 	char err[NM_KV_ERR_LEN];
 
@@ -268,6 +319,8 @@ static void test_unknown_fields_and_defaults(void **state)
 	assert_int_equal(out.svc.backends[0].state, NM_BE_ACTIVE);
 	assert_int_equal(out.svc.backends[0].proto, IPPROTO_UDP);
 	assert_int_equal(out.svc.affinity, NM_KV_AFF_NONE);
+	assert_int_equal(out.svc.weight, 1);
+	assert_int_equal(out.svc.priority, 0);
 	nm_kv_record_free(&out);
 	free(v);
 }
@@ -724,6 +777,12 @@ static const struct bad_case bad_cases[] = {
 	  SVC_HEAD
 	  "'frontends':[],'backends':[{'ip':'10.1.0.5','port':80,'proto':'tcp','state':'zombie'}]}",
 	  NULL, "must be active, terminating or quarantined" },
+	/* standby is the merge's verdict, not a record's */
+	{ "backend_state_standby", K_SVC,
+	  SVC_HEAD
+	  "'frontends':[],'backends':[{'ip':'10.1.0.5','port':80,'proto':'tcp','state':'standby'}]}",
+	  NULL,
+	  "field 'backends[0].state' must be active, terminating or quarantined" },
 	{ "backend_bad_proto", K_SVC,
 	  SVC_HEAD
 	  "'frontends':[],'backends':[{'ip':'10.1.0.5','port':80,'proto':'icmp'}]}",
@@ -737,6 +796,24 @@ static const struct bad_case bad_cases[] = {
 	{ "bad_affinity", K_SVC,
 	  SVC_HEAD "'frontends':[],'backends':[],'affinity':'sideways'}", NULL,
 	  "field 'affinity' must be local, remote or none" },
+	{ "svc_weight_zero", K_SVC,
+	  SVC_HEAD "'frontends':[],'backends':[],'weight':0}", NULL,
+	  "field 'weight' is 0, must be 1..65535" },
+	{ "svc_weight_too_big", K_SVC,
+	  SVC_HEAD "'frontends':[],'backends':[],'weight':65536}", NULL,
+	  "field 'weight' is 65536, must be 1..65535" },
+	{ "svc_weight_string", K_SVC,
+	  SVC_HEAD "'frontends':[],'backends':[],'weight':'3'}", NULL,
+	  "field 'weight' must be an integer, got a string" },
+	{ "svc_priority_too_big", K_SVC,
+	  SVC_HEAD "'frontends':[],'backends':[],'priority':256}", NULL,
+	  "field 'priority' is 256, must be 0..255" },
+	{ "svc_priority_negative", K_SVC,
+	  SVC_HEAD "'frontends':[],'backends':[],'priority':-1}", NULL,
+	  "field 'priority' is -1, must be 0..255" },
+	{ "svc_priority_fraction", K_SVC,
+	  SVC_HEAD "'frontends':[],'backends':[],'priority':1.5}", NULL,
+	  "field 'priority' must be an integer, got a number with a fraction or exponent" },
 	{ "global_as_string", K_SVC,
 	  "{'schema':1,'namespace':'shop','name':'payments','global':'yes','shared':false,'frontends':[],'backends':[]}",
 	  NULL, "field 'global' must be a boolean, got a string" },
@@ -817,6 +894,7 @@ int main(void)
 		cmocka_unit_test(test_roundtrip_endpoint),
 		cmocka_unit_test(test_roundtrip_identity),
 		cmocka_unit_test(test_roundtrip_service),
+		cmocka_unit_test(test_service_weight_priority),
 		cmocka_unit_test(test_unknown_fields_and_defaults),
 		cmocka_unit_test(test_encode_refuses_invalid),
 		cmocka_unit_test(test_key_parse),

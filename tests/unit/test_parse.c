@@ -117,6 +117,9 @@ static void test_backend_good(void **state)
 	assert_int_equal(nm_parse_backend("10.0.1.5:1,state=quarantined", &be,
 					  err, sizeof(err)), 0);
 	assert_int_equal(be.state, NM_BE_QUARANTINED);
+	assert_int_equal(nm_parse_backend("10.0.1.5:1,state=standby", &be, err,
+					  sizeof(err)), 0);
+	assert_int_equal(be.state, NM_BE_STANDBY);
 	assert_int_equal(nm_parse_backend("10.0.1.5:1,state=active", &be, err,
 					  sizeof(err)), 0);
 	assert_int_equal(be.state, NM_BE_ACTIVE);
@@ -138,7 +141,7 @@ static void test_backend_bad(void **state)
 		{ "10.0.0.1:80,weight=x", "bad weight 'x'" },
 		{ "10.0.0.1:80,weight=1,weight=2", "weight given twice" },
 		{ "10.0.0.1:80,state=dead",
-		  "bad state 'dead' in '10.0.0.1:80,state=dead': must be active, terminating or quarantined" },
+		  "bad state 'dead' in '10.0.0.1:80,state=dead': must be active, terminating, quarantined or standby" },
 		{ "10.0.0.1:80,state=active,state=active", "state given twice" },
 		{ "10.0.0.1:80,color=red", "unknown option 'color=red'" },
 		{ "10.0.0.1:80,weight", "unknown option 'weight'" },
@@ -169,6 +172,8 @@ static void test_names(void **state)
 	assert_string_equal(nm_lb_algo_name(NM_LB_RANDOM), "random");
 	assert_string_equal(nm_backend_state_name(NM_BE_QUARANTINED),
 			    "quarantined");
+	assert_string_equal(nm_backend_state_name(NM_BE_STANDBY), "standby");
+	assert_string_equal(nm_backend_state_name(4), "?");
 	assert_string_equal(nm_proto_name(IPPROTO_UDP), "udp");
 	assert_string_equal(nm_proto_name(1), "?");
 }
