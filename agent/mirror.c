@@ -3,8 +3,10 @@
  * One cluster's kvstore mirrored through a sink (see agent/mirror.h).
  *
  * The thread lists the whole prefix, sweeps what the list did not show,
- * then watches from the list's revision + 1 until compaction (-ERANGE) or
- * a different etcd (-ESTALE) asks for a re-list. The etcd layer resumes a
+ * then watches from the list's revision + 1 until compaction (-ERANGE), a
+ * different etcd (-ESTALE) or nm_mirror_relist() asks for a re-list
+ * (the request ends the watch like a stop does, through @wake and the
+ * waker, and is cleared as the list starts). The etcd layer resumes a
  * cut watch by itself; its on_stream callback says when the stream is up
  * (etcd's "created" message) and when it is lost, which is what the
  * connected flag shows.
@@ -54,7 +56,14 @@
 
 #define MIRROR_PAGE_DEFAULT 5000
 #define MIRROR_BACKOFF_MIN_MS 100
-#define MIRROR_BACKOFF_MAX_MS 5000
+/*
+ * Cap of the retry backoff, of lists and of the watch's reconnects alike:
+ * once a dead etcd is back, the mirror finds it within this (jittered to
+ * [cap/2, cap]), well inside the default 3 s heartbeat bound, so a
+ * cluster is re-admitted seconds after it returns. A refused connect a
+ * second per dead cluster costs nothing worth saving.
+ */
+#define MIRROR_BACKOFF_MAX_MS 1000
 #define MIRROR_STOP_WAIT_MS 250
 #define MIRROR_STACK_SIZE (1U << 20)
 #define MIRROR_TAB_MIN 64
@@ -105,8 +114,11 @@ struct nm_mirror {
 	atomic_int stop;
 	/* CLOCK_MONOTONIC by which a stop waits for the thread; 0: no request. */
 	_Atomic __u64 stop_by_ns;
-	/* Ends the watch in progress: stopping, or a retry due before its end. */
+	/* Ends the watch in progress: stopping, a re-list asked, or a retry
+	 * due before its end. */
 	atomic_int wake;
+	/* nm_mirror_relist() asked; cleared as a list starts. */
+	atomic_int relist;
 	struct nm_etcd_waker *waker; /* wakes the watch from another thread */
 	bool watching; /* the thread is in nm_etcd_watch() */
 	__u64 watch_end_ns; /* when that watch ends by itself; 0: never */
@@ -609,13 +621,17 @@ out:
 	return ret;
 }
 
-/* Keys under <prefix>policies/ are the local cluster's manifests. */
+/*
+ * Keys under <prefix>policies/ and <prefix>services/ are the cluster's
+ * manifests (MeshServices reach peers as state/services/ records).
+ */
 static bool ignored(const struct nm_mirror *m, const char *key)
 {
 	size_t plen = strlen(m->prefix);
 
 	return !strncmp(key, m->prefix, plen) &&
-	       !strncmp(key + plen, "policies/", 9);
+	       (!strncmp(key + plen, "policies/", 9) ||
+		!strncmp(key + plen, "services/", 9));
 }
 
 static int list_cb(const struct nm_etcd_kv *kv, void *arg)
@@ -643,8 +659,12 @@ static void sweep(struct nm_mirror *m)
 	ktab_maybe_shrink(&m->keys);
 }
 
-/* List the prefix at one revision, mark what it shows, sweep the rest. */
-static int mirror_list(struct nm_mirror *m, __s64 *revision)
+/*
+ * List the prefix at one revision, mark what it shows, sweep the rest.
+ * *@asked: the relist_asked this list answers (read as it starts, so a
+ * request during the list gets a list of its own).
+ */
+static int mirror_list(struct nm_mirror *m, __s64 *revision, __u64 *asked)
 {
 	struct nm_etcd_range_opts o = { .key = m->prefix,
 					.prefix = true,
@@ -653,6 +673,10 @@ static int mirror_list(struct nm_mirror *m, __s64 *revision)
 	__s64 rev = 0;
 	int ret;
 
+	pthread_mutex_lock(&m->lock);
+	atomic_store(&m->relist, 0);
+	*asked = m->st.relist_asked;
+	pthread_mutex_unlock(&m->lock);
 	pthread_mutex_lock(&m->apply);
 	if (++m->gen == 0)
 		m->gen = 1;
@@ -798,7 +822,8 @@ static int mirror_watch(struct nm_mirror *m, __s64 *revision)
 					.on_stream = watch_stream,
 					.arg = &w,
 					.stop = &m->wake,
-					.waker = m->waker };
+					.waker = m->waker,
+					.backoff_max_ms = MIRROR_BACKOFF_MAX_MS };
 	struct nm_etcd_err err = { { 0 } };
 	int ret;
 
@@ -806,6 +831,8 @@ static int mirror_watch(struct nm_mirror *m, __s64 *revision)
 	atomic_store(&m->wake, 0);
 	if (atomic_load(&m->stop))
 		return -ECANCELED;
+	if (atomic_load(&m->relist))
+		return 0;
 	o.timeout_ms = next_retry_ms(m);
 	m->watch_end_ns =
 		o.timeout_ms ? mono_ns() + (__u64)o.timeout_ms * 1000000ULL : 0;
@@ -848,7 +875,7 @@ static void forget_revisions(struct nm_mirror *m)
 	pthread_mutex_unlock(&m->lock);
 }
 
-/* Sleep with jitter in [b/2, b], woken early by a stop request. */
+/* Sleep with jitter in [b/2, b], woken early by a stop or re-list request. */
 static void backoff_sleep(struct nm_mirror *m, long *backoff)
 {
 	long ms = *backoff / 2 + rand_r(&m->seed) % (*backoff / 2 + 1);
@@ -862,7 +889,7 @@ static void backoff_sleep(struct nm_mirror *m, long *backoff)
 		ts.tv_nsec -= 1000000000L;
 	}
 	pthread_mutex_lock(&m->lock);
-	while (!atomic_load(&m->stop) &&
+	while (!atomic_load(&m->stop) && !atomic_load(&m->relist) &&
 	       pthread_cond_timedwait(&m->cond, &m->lock, &ts) != ETIMEDOUT)
 		;
 	pthread_mutex_unlock(&m->lock);
@@ -892,12 +919,15 @@ static void *mirror_thread(void *arg)
 	long backoff = MIRROR_BACKOFF_MIN_MS;
 	struct nm_mirror *m = arg;
 	bool need_list = true;
+	__u64 asked = 0;
 	__s64 rev = 0;
 	int ret;
 
 	while (!atomic_load(&m->stop)) {
+		if (atomic_load(&m->relist))
+			need_list = true;
 		if (need_list) {
-			ret = mirror_list(m, &rev);
+			ret = mirror_list(m, &rev, &asked);
 			if (ret == -ECANCELED)
 				break;
 			if (ret == -ESTALE) {
@@ -914,6 +944,7 @@ static void *mirror_thread(void *arg)
 			pthread_mutex_lock(&m->lock);
 			if (m->st.synced)
 				m->st.relists++;
+			m->st.relist_done = asked;
 			m->st.synced = true;
 			m->st.connected = true;
 			pthread_mutex_unlock(&m->lock);
@@ -993,6 +1024,7 @@ int nm_mirror_start(const struct nm_mirror_conf *conf,
 	atomic_init(&m->stop, 0);
 	atomic_init(&m->stop_by_ns, 0);
 	atomic_init(&m->wake, 0);
+	atomic_init(&m->relist, 0);
 
 	ret = nm_etcd_open(&conf->etcd, &m->etcd, &eerr);
 	if (ret) {
@@ -1142,6 +1174,21 @@ int nm_mirror_drain(struct nm_mirror *m)
 	pthread_mutex_unlock(&m->apply);
 	mirror_put(m);
 	return ret;
+}
+
+int nm_mirror_relist(struct nm_mirror *m)
+{
+	if (atomic_load(&m->stop))
+		return -ECANCELED;
+	pthread_mutex_lock(&m->lock);
+	m->st.relist_asked++;
+	/* Flag first, then wake: whatever wakes sees it (as with stop). */
+	atomic_store(&m->relist, 1);
+	atomic_store(&m->wake, 1);
+	pthread_cond_broadcast(&m->cond);
+	pthread_mutex_unlock(&m->lock);
+	nm_etcd_waker_wake(m->waker);
+	return 0;
 }
 
 void nm_mirror_get_stats(struct nm_mirror *m, struct nm_mirror_stats *out)

@@ -7,11 +7,12 @@
  *
  * Mark-and-sweep: every (re-)list marks what it saw; keys mirrored before
  * but absent from the new list are removed through the sink, so nothing
- * stale survives a compaction, an etcd restart with a new cluster_id, or
- * a reconnect. A rejected record never reaches the sink; it is counted
- * and its reason kept as the cluster's last error. A rejected PUT of a
- * key mirrored before removes the old value (the cluster no longer
- * stands behind it).
+ * stale survives a compaction, an etcd restart with a new cluster_id, a
+ * reconnect, or a cluster cut off for a while (the daemon asks for a
+ * re-list when its heartbeats resume). A rejected record never reaches
+ * the sink; it is counted and its reason kept as the cluster's last
+ * error. A rejected PUT of a key mirrored before removes the old value
+ * (the cluster no longer stands behind it).
  */
 #ifndef NM_AGENT_MIRROR_H
 #define NM_AGENT_MIRROR_H
@@ -54,7 +55,11 @@ struct nm_mirror_stats {
 	__u64 rejected; /* records refused by validation, ever */
 	__u64 apply_errors; /* sink failures, ever */
 	__u64 pending; /* keys waiting for a retry of a failed upsert */
-	__u64 relists; /* lists after the first (compaction, restart) */
+	__u64 relists; /* lists after the first (compaction, restart, asked) */
+	__u64 relist_asked; /* nm_mirror_relist() calls */
+	/* relist_asked as of the start of the last completed list: a re-list
+	 * asked when relist_asked was N has completed once this is >= N */
+	__u64 relist_done;
 	__u64 reconnects; /* watch reconnects */
 	__u64 last_heartbeat_mono_ns; /* CLOCK_MONOTONIC of the last heartbeat change; 0 never */
 	__u64 last_error_mono_ns;
@@ -85,6 +90,17 @@ void nm_mirror_request_stop(struct nm_mirror *m);
 void nm_mirror_stop(struct nm_mirror *m);
 /* Stop, then remove every mirrored key through the sink, then free. */
 int nm_mirror_drain(struct nm_mirror *m);
+/*
+ * List the cluster again (mark-and-sweep, as after a compaction), even
+ * if its etcd answers with the same revision: the daemon asks after a
+ * cluster was cut off, so that keys deleted meanwhile surely go. Bumps
+ * relist_asked, wakes the thread wherever it waits (watch, backoff) and
+ * returns at once; the re-list has completed when relist_done reaches
+ * the relist_asked read after this call. A list already running does
+ * not count: another one follows it. 0, or -ECANCELED once a stop was
+ * requested.
+ */
+int nm_mirror_relist(struct nm_mirror *m);
 /* A consistent copy of the counters. */
 void nm_mirror_get_stats(struct nm_mirror *m, struct nm_mirror_stats *out);
 const char *nm_mirror_cluster(const struct nm_mirror *m);

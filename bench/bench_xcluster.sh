@@ -204,7 +204,7 @@ base_up() {
 	ip netns add "$FAB" || return 1
 	BASE_NS+=("$FAB")
 	ip -n "$FAB" link set lo up &&
-		ip -n "$FAB" link add br0 type bridge &&
+		ip -n "$FAB" link add br0 address 02:00:00:00:00:fe type bridge &&
 		ip -n "$FAB" link set br0 up &&
 		base_node "$N1" 1 "$P1" &&
 		base_node "$N2" 2 "$P2"

@@ -16,6 +16,7 @@
 #   testbed.sh exec NODE|POD|fabric -- CMD...
 #   testbed.sh ctl NODE -- NODEMESHCTL_ARGS...
 #   testbed.sh etcdctl CLUSTER -- ETCDCTL_ARGS...
+#   testbed.sh etcd stop|start CLUSTER
 #   testbed.sh agent start|stop|restart NODE
 #
 # Every command takes -d DIR before its arguments too (default $NMTB_DIR,
@@ -364,7 +365,10 @@ cmd_up() {
 	record netns "$fab"
 	ip netns add "$fab"
 	ip -n "$fab" link set lo up
-	ip -n "$fab" link add br0 type bridge
+	# A fixed MAC: otherwise the bridge takes its lowest port's, and a port
+	# added later (a test's extra namespace) changes it under the nodes'
+	# ARP caches, cutting them off from the etcds for seconds.
+	ip -n "$fab" link add br0 address 02:00:00:00:00:fe type bridge
 	ip -n "$fab" link set br0 up
 	for ((c = 1; c <= CLUSTERS; c++)); do
 		ip -n "$fab" addr add "$(etcd_ip "$c")/16" dev br0
@@ -578,7 +582,7 @@ cmd_status() {
 # ----------------------------------------------------------------- ctl
 
 # ctl_run NODE ARGS...: nodemeshctl with NODE's pin root and state dir, in
-# its namespace; 'status' is pointed at the agent's socket.
+# its namespace; 'status' and 'diff' are pointed at the agent's socket.
 ctl_run() {
 	local node=$1 i cmd_at=-1 a
 	shift
@@ -592,7 +596,8 @@ ctl_run() {
 		*) cmd_at=$i; break ;;
 		esac
 	done
-	if [ "$cmd_at" -ge 0 ] && [ "${args[cmd_at]}" = status ]; then
+	if [ "$cmd_at" -ge 0 ] && { [ "${args[cmd_at]}" = status ] ||
+		[ "${args[cmd_at]}" = diff ]; }; then
 		case " ${args[*]} " in
 		*" --socket "*) ;;
 		*) args+=(--socket "$(agent_sock "$node")") ;;
@@ -621,6 +626,40 @@ cmd_etcdctl() {
 		die "no cluster '$c' in this testbed"
 	fi
 	etcdctl_c "$cid" "$@"
+}
+
+# etcd stop: SIGTERM (its watchers see their streams end); start: the same
+# data dir, so the cluster comes back with its keys and its cluster id.
+cmd_etcd() {
+	local op=${1:-} c=${2:-} cid pidf tries
+	{ [ -n "$op" ] && [ -n "$c" ]; } || usage
+	load_env
+	if ! cid=$(cluster_id "$c") || [ "$cid" -gt "$CLUSTERS" ]; then
+		die "no cluster '$c' in this testbed"
+	fi
+	pidf=$DIR/etcd/$c/etcd.pid
+	case "$op" in
+	stop) stop_pidfile "$pidf" etcd 5 ;;
+	start)
+		if [ -f "$pidf" ] && ours "$(cat "$pidf")" etcd; then
+			warn "etcd of cluster $c already runs (pid $(cat "$pidf"))"
+			return 1
+		fi
+		etcd_start "$cid" || return 1
+		tries=300
+		until etcd_healthy "$cid"; do
+			if ! alive "$(cat "$pidf")"; then
+				warn "etcd of cluster $c exited:"
+				tail -n 5 "$DIR/etcd/$c/etcd.log" >&2
+				return 1
+			fi
+			tries=$((tries - 1))
+			[ "$tries" -gt 0 ] || { warn "etcd of cluster $c did not come up"; return 1; }
+			sleep 0.1
+		done
+		;;
+	*) usage ;;
+	esac
 }
 
 # ns_of NAME: the namespace of a node, a pod, or "fabric".
@@ -857,6 +896,7 @@ pod) cmd_pod "$@" ;;
 exec) cmd_exec "$@" ;;
 ctl) cmd_ctl "$@" ;;
 etcdctl) cmd_etcdctl "$@" ;;
+etcd) cmd_etcd "$@" ;;
 agent) cmd_agent "$@" ;;
 *) usage ;;
 esac

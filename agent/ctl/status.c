@@ -120,6 +120,18 @@ static bool jget_bool(json_object *o, const char *k)
 	       json_object_get_boolean(v);
 }
 
+/* Seconds-ago field @k as "12.3s" (@suffix appended), or @none when null. */
+static const char *ago(json_object *o, const char *k, const char *suffix,
+		       const char *none, char *buf, size_t len)
+{
+	json_object *v;
+
+	if (!json_object_object_get_ex(o, k, &v) || !v)
+		return none;
+	snprintf(buf, len, "%.1fs%s", json_object_get_double(v), suffix);
+	return buf;
+}
+
 static void print_table(json_object *root)
 {
 	json_object *lease = NULL, *pub = NULL, *arr = NULL, *ref = NULL;
@@ -130,12 +142,13 @@ static void print_table(json_object *root)
 	printf("node %s (%s), cluster %s (id %lld)\n", jget_str(root, "node"),
 	       jget_str(root, "node_ip"), jget_str(root, "cluster"),
 	       jget_int(root, "cluster_id"));
-	printf("lease %s%s, TTL %lld s, heartbeat %s\n",
+	printf("lease %s%s, TTL %lld s, heartbeat %s, bound %.1f s\n",
 	       *jget_str(lease, "id") ? jget_str(lease, "id") : "none",
 	       jget_bool(lease, "ok") ? "" : " (not renewed)",
 	       jget_int(lease, "ttl_s"),
 	       jget_bool(root, "heartbeat_leader") ? "writer (leader)" :
-						     "follower");
+						     "follower",
+	       jget_int(root, "heartbeat_bound_ms") / 1e3);
 	printf("published %lld endpoints, %s, %lld write errors%s%s\n\n",
 	       jget_int(pub, "endpoints"),
 	       jget_bool(pub, "synced") ? "synced" : "not synced yet",
@@ -143,14 +156,15 @@ static void print_table(json_object *root)
 	       *jget_str(pub, "last_error") ? ": " : "",
 	       jget_str(pub, "last_error"));
 
-	printf("%-16s %-5s %-9s %-6s %-9s %-8s %-8s %-14s %s\n", "CLUSTER",
-	       "ID", "CONNECTED", "SYNCED", "REVISION", "RECORDS", "REJECTED",
-	       "LAST-HEARTBEAT", "LAST-ERROR");
+	printf("%-16s %-5s %-9s %-6s %-9s %-8s %-8s %-14s %-11s %-17s %s\n",
+	       "CLUSTER", "ID", "CONNECTED", "SYNCED", "REVISION", "RECORDS",
+	       "REJECTED", "LAST-HEARTBEAT", "REACHABLE", "TRANSITIONS",
+	       "LAST-ERROR");
 	json_object_object_get_ex(root, "clusters", &arr);
 	n = arr ? json_object_array_length(arr) : 0;
 	for (i = 0; i < n; i++) {
 		json_object *c = json_object_array_get_idx(arr, i), *hb = NULL;
-		char name[80], hbs[32];
+		char name[80], hbs[32], buf[32], reach[40], trans[64];
 
 		snprintf(name, sizeof(name), "%s%s", jget_str(c, "name"),
 			 jget_bool(c, "local") ? " (local)" : "");
@@ -159,12 +173,27 @@ static void print_table(json_object *root)
 				 json_object_get_double(hb));
 		else
 			snprintf(hbs, sizeof(hbs), "never");
-		printf("%-16s %-5lld %-9s %-6s %-9lld %-8lld %-8lld %-14s %s\n",
+		/* "no 12.3s": unreachable for that long. */
+		if (jget_bool(c, "reachable"))
+			snprintf(reach, sizeof(reach), "yes");
+		else
+			snprintf(reach, sizeof(reach), "no %s",
+				 ago(c, "unreachable_since_s", "", "?", buf,
+				     sizeof(buf)));
+		/* "2, 5.1s ago": how many, and the last one. */
+		snprintf(trans, sizeof(trans), "%lld%s%s",
+			 jget_int(c, "transitions"),
+			 jget_int(c, "transitions") ? ", " : "",
+			 jget_int(c, "transitions") ?
+				 ago(c, "last_transition_s", " ago", "?", buf,
+				     sizeof(buf)) :
+				 "");
+		printf("%-16s %-5lld %-9s %-6s %-9lld %-8lld %-8lld %-14s %-11s %-17s %s\n",
 		       name, jget_int(c, "id"),
 		       jget_bool(c, "connected") ? "yes" : "no",
 		       jget_bool(c, "synced") ? "yes" : "no",
 		       jget_int(c, "revision"), jget_int(c, "records"),
-		       jget_int(c, "rejected"), hbs,
+		       jget_int(c, "rejected"), hbs, reach, trans,
 		       *jget_str(c, "last_error") ? jget_str(c, "last_error") :
 						    "-");
 	}

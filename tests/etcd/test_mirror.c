@@ -971,6 +971,241 @@ out:
 	fs_free(&fs);
 }
 
+/* Every key under @prefix in etcd is in the sink, and nothing else is. */
+struct same_arg {
+	struct fake_sink *fs;
+	int n, missing;
+};
+
+static int same_cb(const struct nm_etcd_kv *kv, void *arg)
+{
+	struct same_arg *a = arg;
+
+	a->n++;
+	if (!fs_has(a->fs, kv->key, NULL)) {
+		printf("# %s is in etcd, not in the sink\n", kv->key);
+		a->missing++;
+	}
+	return 0;
+}
+
+static bool sink_equals_etcd(struct fake_sink *fs, struct nm_etcd *c,
+			     const char *prefix)
+{
+	struct nm_etcd_range_opts o = { .key = prefix, .prefix = true };
+	struct same_arg a = { .fs = fs };
+	struct nm_etcd_err err = { { 0 } };
+
+	if (!ASSERT_OK(nm_etcd_range_each(c, &o, same_cb, &a, NULL, &err),
+		       err.msg))
+		return false;
+	return ASSERT_EQ(a.missing, 0, "every etcd key in the sink") &&
+	       ASSERT_EQ(fs_present(fs), a.n, "nothing else in the sink");
+}
+
+/*
+ * nm_mirror_relist(): a list even when nothing changed (and then nothing
+ * is re-applied), and one asked while cut off completes once the etcd
+ * answers again, sweeping what was deleted meanwhile.
+ */
+static void test_relist_lists_again_and_sweeps(void)
+{
+	struct nm_kv_ctx ctx = { .prefix = "nodemesh/",
+				 .cluster = "east",
+				 .cluster_id = 1 };
+	struct nm_etcd_err err = { { 0 } };
+	struct fx_kv cl = { 0 }, hb = { 0 }, ep[5] = { { 0 } }, ep1b = { 0 };
+	struct etcd_srv s = { .slot = -1 };
+	struct nm_mirror_sink sink;
+	struct nm_mirror_stats st;
+	struct nm_etcd_config cfg;
+	struct nm_mirror *m = NULL;
+	struct nm_etcd *c = NULL;
+	struct fake_sink fs;
+	struct proxy px;
+	bool px_up = false;
+	char url[64], name[16], d[64];
+	__u64 hb0, asked;
+	double t0;
+	int i;
+
+	fs_init(&fs, ctx.prefix, &sink);
+	if (!etcd_fx_have_etcd() ||
+	    !ASSERT_OK(etcd_srv_start(&s, NULL), "start etcd"))
+		goto out;
+	if (!ASSERT_OK(px_start(&px, s.client_port), "start proxy"))
+		goto out;
+	px_up = true;
+	c = etcd_fx_client(s.url, NULL, NULL);
+	if (!c || fx_cluster(&ctx, &cl) || fx_heartbeat(&ctx, 1000, &hb) ||
+	    fx_put(c, &cl, NULL) || fx_put(c, &hb, NULL))
+		goto fail;
+	for (i = 0; i < 5; i++) {
+		snprintf(name, sizeof(name), "ep-%d", i);
+		if (fx_endpoint(&ctx, "shop", name, fx_ip(10, i + 1), 256,
+				&ep[i]))
+			goto fail;
+	}
+	if (fx_endpoint(&ctx, "shop", "ep-1", ip4("10.9.9.9"), 256, &ep1b))
+		goto fail;
+	for (i = 0; i < 4; i++) {
+		if (fx_put(c, &ep[i], NULL))
+			goto fail;
+	}
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d", px.port);
+	cfg = plain(url);
+	m = start_mirror(&cfg, ctx.prefix, 0, &sink);
+	if (!m || !wait_synced(m, 5))
+		goto out;
+	st = stats_of(m);
+	ASSERT_EQ(st.records, 6, "records listed");
+	ASSERT_EQ(st.relist_asked, 0, "no re-list asked yet");
+	hb0 = st.last_heartbeat_mono_ns;
+
+	/* Same data: listed again, nothing re-applied, no heartbeat seen. */
+	if (!ASSERT_OK(nm_mirror_relist(m), "relist"))
+		goto out;
+	asked = stats_of(m).relist_asked;
+	ASSERT_EQ(asked, 1, "relist_asked counts the request");
+	if (!ASSERT_TRUE(NM_WAIT_FOR(stats_of(m).relist_done >= asked, 5),
+			 "re-list done"))
+		goto out;
+	st = stats_of(m);
+	ASSERT_EQ(st.relists, 1, "one re-list");
+	ASSERT_EQ(st.records, 6, "records");
+	for (i = 0; i < 4; i++)
+		ASSERT_TRUE(fs_look(&fs, ep[i].key).upserts == 1 &&
+				    fs_look(&fs, ep[i].key).removes == 0,
+			    "unchanged key not re-applied");
+	ASSERT_EQ(st.last_heartbeat_mono_ns, hb0,
+		  "an unchanged heartbeat re-listed is no heartbeat");
+	ASSERT_TRUE(NM_WAIT_FOR(stats_of(m).connected, 5), "watching again");
+
+	/* Cut off: a delete, an overwrite and a new key the watch misses. */
+	atomic_store(&px.cut, 1);
+	if (!ASSERT_TRUE(NM_WAIT_FOR(atomic_load(&px.open) == 0, 2),
+			 "connections cut"))
+		goto out;
+	if (!ASSERT_OK(nm_etcd_delete(c, ep[0].key, false, NULL, NULL, &err),
+		       err.msg) ||
+	    fx_put(c, &ep1b, NULL) || fx_put(c, &ep[4], NULL))
+		goto fail;
+	if (!ASSERT_OK(nm_mirror_relist(m), "relist while cut off"))
+		goto out;
+	asked = stats_of(m).relist_asked;
+	ASSERT_EQ(asked, 2, "second request counted");
+	nm_test_sleep_ms(700);
+	st = stats_of(m);
+	ASSERT_LT(st.relist_done, asked, "no re-list completes while cut off");
+	ASSERT_TRUE(fs_has(&fs, ep[0].key, NULL), "nothing swept blindly");
+	t0 = nm_test_now_s();
+	atomic_store(&px.cut, 0);
+	if (!ASSERT_TRUE(NM_WAIT_FOR(stats_of(m).relist_done >= asked, 5),
+			 "re-list done once the etcd answers"))
+		goto out;
+	printf("# re-listed %.2f s after the cut ended\n",
+	       nm_test_now_s() - t0);
+	st = stats_of(m);
+	ASSERT_GE(st.relists, 2, "re-listed again");
+	ASSERT_TRUE(!fs_has(&fs, ep[0].key, NULL) &&
+			    fs_look(&fs, ep[0].key).removes == 1,
+		    "key deleted while cut off swept");
+	ASSERT_TRUE(fs_has(&fs, ep[1].key,
+			   ep_desc(ip4("10.9.9.9"), 256, d, sizeof(d))),
+		    "key changed while cut off updated");
+	ASSERT_TRUE(fs_has(&fs, ep[4].key, NULL), "key added while cut off");
+	ASSERT_EQ(st.records, 6, "records");
+	sink_equals_etcd(&fs, c, ctx.prefix);
+	ASSERT_TRUE(NM_WAIT_FOR(stats_of(m).connected, 5), "watching again");
+	goto out;
+fail:
+	nm_test_fail();
+out:
+	nm_mirror_stop(m);
+	if (px_up)
+		px_stop(&px);
+	fx_kv_free(&ep1b);
+	for (i = 0; i < 5; i++)
+		fx_kv_free(&ep[i]);
+	fx_kv_free(&hb);
+	fx_kv_free(&cl);
+	nm_etcd_close(c);
+	etcd_srv_destroy(&s);
+	fs_free(&fs);
+}
+
+/*
+ * After a long cut the watch's backoff is at its cap: the etcd back, the
+ * mirror must find it within about a second (the daemon re-admits a
+ * cluster only then), not after the etcd layer's default 5 s.
+ */
+static void test_reconnect_after_long_cut_is_prompt(void)
+{
+	struct nm_kv_ctx ctx = { .prefix = "nodemesh/",
+				 .cluster = "east",
+				 .cluster_id = 1 };
+	struct fx_kv cl = { 0 }, ep = { 0 };
+	struct etcd_srv s = { .slot = -1 };
+	struct nm_mirror_sink sink;
+	struct nm_etcd_config cfg;
+	struct nm_mirror *m = NULL;
+	struct nm_etcd *c = NULL;
+	struct fake_sink fs;
+	struct proxy px;
+	bool px_up = false;
+	char url[64];
+	double t0, dt;
+
+	fs_init(&fs, ctx.prefix, &sink);
+	if (!etcd_fx_have_etcd() ||
+	    !ASSERT_OK(etcd_srv_start(&s, NULL), "start etcd"))
+		goto out;
+	if (!ASSERT_OK(px_start(&px, s.client_port), "start proxy"))
+		goto out;
+	px_up = true;
+	c = etcd_fx_client(s.url, NULL, NULL);
+	if (!c || fx_cluster(&ctx, &cl) || fx_put(c, &cl, NULL) ||
+	    fx_endpoint(&ctx, "shop", "late", ip4("10.1.0.1"), 256, &ep))
+		goto fail;
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d", px.port);
+	cfg = plain(url);
+	m = start_mirror(&cfg, ctx.prefix, 0, &sink);
+	if (!m || !wait_synced(m, 5) ||
+	    !ASSERT_TRUE(NM_WAIT_FOR(stats_of(m).connected, 5), "connected"))
+		goto out;
+	atomic_store(&px.cut, 1);
+	if (!ASSERT_TRUE(NM_WAIT_FOR(!stats_of(m).connected, 2),
+			 "disconnected"))
+		goto out;
+	/* Long enough for a 5 s cap to be reached: 0.1 + 0.2 + ... + 3.2 s. */
+	nm_test_sleep_ms(5000);
+	if (fx_put(c, &ep, NULL))
+		goto fail;
+	t0 = nm_test_now_s();
+	atomic_store(&px.cut, 0);
+	if (!ASSERT_TRUE(NM_WAIT_FOR(stats_of(m).connected &&
+					  fs_has(&fs, ep.key, NULL),
+				  6),
+			 "reconnected and caught up"))
+		goto out;
+	dt = nm_test_now_s() - t0;
+	printf("# reconnected %.0f ms after the cut ended (%llu reconnects)\n",
+	       dt * 1e3, (unsigned long long)stats_of(m).reconnects);
+	ASSERT_LT(dt * 1e3, 1500, "within the 1 s backoff cap");
+	goto out;
+fail:
+	nm_test_fail();
+out:
+	nm_mirror_stop(m);
+	if (px_up)
+		px_stop(&px);
+	fx_kv_free(&ep);
+	fx_kv_free(&cl);
+	nm_etcd_close(c);
+	etcd_srv_destroy(&s);
+	fs_free(&fs);
+}
+
 static void test_bad_records_rejected_and_counted(void)
 {
 	struct nm_kv_ctx ctx = { .prefix = "rj/",
@@ -1694,6 +1929,8 @@ int main(void)
 		NM_TEST(test_compaction_while_cut_relists_and_sweeps),
 		NM_TEST(test_sigkill_restart_mid_watch),
 		NM_TEST(test_new_etcd_behind_the_address_relists),
+		NM_TEST(test_relist_lists_again_and_sweeps),
+		NM_TEST(test_reconnect_after_long_cut_is_prompt),
 		NM_TEST(test_bad_records_rejected_and_counted),
 		NM_TEST(test_sink_failure_counted),
 		NM_TEST(test_failed_upsert_retried),
