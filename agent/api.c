@@ -60,15 +60,18 @@ char *nm_api_error_json(const char *reason)
 	return out;
 }
 
-/* Queue @body (malloc'd, taken over; NULL: a generic 500). */
-static enum MHD_Result reply(struct MHD_Connection *conn, unsigned int code,
-			     char *body, const char *allow)
+#define METRICS_TYPE "text/plain; version=0.0.4; charset=utf-8"
+
+/* Queue @body of @type (malloc'd, taken over; NULL: a generic 500). */
+static enum MHD_Result reply_as(struct MHD_Connection *conn, unsigned int code,
+				char *body, const char *allow, const char *type)
 {
 	struct MHD_Response *r;
 	enum MHD_Result ret;
 
 	if (!body) {
 		code = MHD_HTTP_INTERNAL_SERVER_ERROR;
+		type = "application/json";
 		body = nm_api_error_json(
 			"failed to build the answer: out of memory");
 		if (!body)
@@ -80,8 +83,8 @@ static enum MHD_Result reply(struct MHD_Connection *conn, unsigned int code,
 		free(body);
 		return MHD_NO;
 	}
-	if (MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
-				    "application/json") == MHD_NO ||
+	if (MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type) ==
+		    MHD_NO ||
 	    (allow && MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW,
 					      allow) == MHD_NO)) {
 		MHD_destroy_response(r);
@@ -90,6 +93,12 @@ static enum MHD_Result reply(struct MHD_Connection *conn, unsigned int code,
 	ret = MHD_queue_response(conn, code, r);
 	MHD_destroy_response(r);
 	return ret;
+}
+
+static enum MHD_Result reply(struct MHD_Connection *conn, unsigned int code,
+			     char *body, const char *allow)
+{
+	return reply_as(conn, code, body, allow, "application/json");
 }
 
 static enum MHD_Result error_reply(struct MHD_Connection *conn,
@@ -110,30 +119,49 @@ static enum MHD_Result not_allowed(struct MHD_Connection *conn,
 		     allow);
 }
 
-/* /v1/endpoints/<container>/<ifname>: both parts non-empty, no more '/'. */
+/*
+ * /v1/endpoints/<container>/<ifname>[/drain]: both parts non-empty, no
+ * more '/'.
+ */
 static enum MHD_Result endpoint_route(struct nm_api *api,
 				      struct MHD_Connection *conn,
 				      const char *url, const char *method)
 {
 	const char *rest = url + strlen(EP_PREFIX "/");
-	const char *slash = strchr(rest, '/');
-	char cid[512];
+	const char *slash = strchr(rest, '/'), *action;
+	char cid[512], ifname[512];
 	char *body = NULL;
 	unsigned int code;
 	size_t n;
 
-	if (!slash || slash == rest || !slash[1] || strchr(slash + 1, '/') ||
-	    (size_t)(slash - rest) >= sizeof(cid))
+	action = slash ? strchr(slash + 1, '/') : NULL;
+	if (!slash || slash == rest || !slash[1] || action == slash + 1 ||
+	    (action && strcmp(action, "/drain")) ||
+	    (size_t)(slash - rest) >= sizeof(cid) ||
+	    (action ? (size_t)(action - slash - 1) : strlen(slash + 1)) >=
+		    sizeof(ifname))
 		return error_reply(
 			conn, MHD_HTTP_NOT_FOUND,
-			"no such resource: expected /v1/endpoints/CONTAINER_ID/IFNAME");
+			"no such resource: expected /v1/endpoints/CONTAINER_ID/IFNAME[/drain]");
 	n = (size_t)(slash - rest);
 	memcpy(cid, rest, n);
 	cid[n] = '\0';
+	n = action ? (size_t)(action - slash - 1) : strlen(slash + 1);
+	memcpy(ifname, slash + 1, n);
+	ifname[n] = '\0';
+	if (action) {
+		if (!api->ops.ep_drain)
+			return error_reply(conn, MHD_HTTP_NOT_FOUND,
+					   "no such resource");
+		if (strcmp(method, MHD_HTTP_METHOD_POST))
+			return not_allowed(conn, method, url, "POST");
+		code = api->ops.ep_drain(api->arg, cid, ifname, &body);
+		return reply(conn, code, body, NULL);
+	}
 	if (!strcmp(method, MHD_HTTP_METHOD_GET))
-		code = api->ops.ep_get(api->arg, cid, slash + 1, &body);
+		code = api->ops.ep_get(api->arg, cid, ifname, &body);
 	else if (!strcmp(method, MHD_HTTP_METHOD_DELETE))
-		code = api->ops.ep_del(api->arg, cid, slash + 1, &body);
+		code = api->ops.ep_del(api->arg, cid, ifname, &body);
 	else
 		return not_allowed(conn, method, url, "GET, DELETE");
 	return reply(conn, code, body, NULL);
@@ -159,6 +187,15 @@ static enum MHD_Result route(struct nm_api *api, struct MHD_Connection *conn,
 					   "failed to build status");
 		return reply(conn, MHD_HTTP_OK, body, NULL);
 	}
+	if (!strcmp(url, "/v1/metrics") && api->ops.metrics) {
+		if (strcmp(method, MHD_HTTP_METHOD_GET))
+			return not_allowed(conn, method, url, "GET");
+		body = api->ops.metrics(api->arg);
+		if (!body)
+			return error_reply(conn, MHD_HTTP_INTERNAL_SERVER_ERROR,
+					   "failed to build metrics");
+		return reply_as(conn, MHD_HTTP_OK, body, NULL, METRICS_TYPE);
+	}
 	if (!strcmp(url, EP_PREFIX) && api->ops.ep_add && api->ops.ep_list) {
 		if (post)
 			code = api->ops.ep_add(api->arg, req->body ?: "",
@@ -171,8 +208,10 @@ static enum MHD_Result route(struct nm_api *api, struct MHD_Connection *conn,
 	}
 	if (!strncmp(url, EP_PREFIX "/", strlen(EP_PREFIX "/")) &&
 	    api->ops.ep_get && api->ops.ep_del) {
-		if (post)
-			return not_allowed(conn, method, url, "GET, DELETE");
+		/* A drain is a POST without a body; only it is a POST here. */
+		if (req->len)
+			return error_reply(conn, MHD_HTTP_BAD_REQUEST,
+					   "no request body expected");
 		return endpoint_route(api, conn, url, method);
 	}
 	return error_reply(conn, MHD_HTTP_NOT_FOUND, "no such resource");

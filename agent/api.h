@@ -4,15 +4,19 @@
  * internal thread, so one request at a time):
  *
  *   GET    /v1/status                        the node's status
+ *   GET    /v1/metrics                       the same counters for Prometheus
  *   POST   /v1/endpoints                     add a pod's endpoint (CNI ADD)
  *   GET    /v1/endpoints                     every endpoint added here
  *   GET    /v1/endpoints/<container>/<if>    one of them
  *   DELETE /v1/endpoints/<container>/<if>    remove it (CNI DEL)
+ *   POST   /v1/endpoints/<container>/<if>/drain  mark it terminating: no
+ *                                            new service flows (no body)
  *
  * This layer only routes: it reads the request body (at most
  * NM_API_BODY_MAX bytes, else 413), finds the route and hands over to the
  * daemon's callbacks, which parse, decide and answer with an HTTP status
- * and a JSON document. Errors are {"error":"<reason>"}.
+ * and a JSON document (metrics: the Prometheus text format). Errors are
+ * {"error":"<reason>"}.
  *
  * The socket is created mode 0600 (root only): it changes the node's
  * datapath and shows its view of every cluster. A stale socket left by a
@@ -33,6 +37,8 @@
 struct nm_api_ops {
 	/* GET /v1/status: the document, malloc'd; NULL on failure. */
 	char *(*status)(void *arg);
+	/* GET /v1/metrics: Prometheus text (0.0.4), malloc'd; NULL on failure. */
+	char *(*metrics)(void *arg);
 	unsigned int (*ep_add)(void *arg, const char *body, size_t len,
 			       char **out);
 	unsigned int (*ep_list)(void *arg, char **out);
@@ -40,6 +46,8 @@ struct nm_api_ops {
 			       const char *ifname, char **out);
 	unsigned int (*ep_del)(void *arg, const char *container_id,
 			       const char *ifname, char **out);
+	unsigned int (*ep_drain)(void *arg, const char *container_id,
+				 const char *ifname, char **out);
 };
 
 struct nm_api;

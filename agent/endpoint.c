@@ -751,7 +751,14 @@ static json_object *ep_json(const struct nm_pod *e, unsigned int mtu)
 	ret |= jadd(o, "host_ifname", json_object_new_string(e->host_ifname));
 	if (mtu) {
 		ret |= jadd(o, "mtu", json_object_new_int64(mtu));
+		ret |= jadd(o, "state",
+			    json_object_new_string(
+				    e->terminating ? "terminating" : "active"));
 	} else {
+		/* Absent when active: files written before drains read alike. */
+		if (e->terminating)
+			ret |= jadd(o, "state",
+				    json_object_new_string("terminating"));
 		ret |= jadd(o, "namespace", json_object_new_string(e->ns));
 		ret |= jadd(o, "name", json_object_new_string(e->name));
 		if (e->has_mac)
@@ -838,7 +845,7 @@ int nm_pods_save(const struct nm_state *st, const struct nm_pods *set,
 /* One stored record; the same checks as a request. */
 static int load_ep(json_object *o, struct nm_pod *e, char *err, size_t errlen)
 {
-	const char *cid, *ifname, *host, *ns, *name, *ip, *id, *mac;
+	const char *cid, *ifname, *host, *ns, *name, *ip, *id, *mac, *state;
 	json_object *jeid;
 	unsigned long long v;
 	char *end;
@@ -862,6 +869,11 @@ static int load_ep(json_object *o, struct nm_pod *e, char *err, size_t errlen)
 		ret = field_str(o, "identity", true, &id, err, errlen);
 	if (!ret)
 		ret = field_str(o, "mac", false, &mac, err, errlen);
+	if (!ret)
+		ret = field_str(o, "state", false, &state, err, errlen);
+	if (!ret && state && strcmp(state, "terminating"))
+		ret = fail(err, errlen, -EINVAL,
+			   "field 'state' must be terminating when present");
 	if (!ret)
 		ret = nm_endpoint_container_check(cid, err, errlen);
 	if (!ret)
@@ -890,6 +902,7 @@ static int load_ep(json_object *o, struct nm_pod *e, char *err, size_t errlen)
 	strcpy(e->host_ifname, host);
 	strcpy(e->name, name);
 	e->has_mac = mac != NULL;
+	e->terminating = state != NULL;
 	e->identity = v;
 	e->endpoint_id = (__u32)json_object_get_int64(jeid);
 	return 0;
@@ -943,5 +956,35 @@ err:
 	nm_pods_free(set);
 	json_object_put(root);
 	free(buf);
+	return ret;
+}
+
+int nm_pods_drain(const struct nm_state *st, const char *container_id,
+		  const char *ifname, struct nm_pod *out, char *err,
+		  size_t errlen)
+{
+	struct nm_pods set;
+	struct nm_pod *e;
+	int ret;
+
+	ret = nm_pods_load(st, &set, err, errlen);
+	if (ret)
+		return ret;
+	e = nm_pods_find(&set, container_id, ifname);
+	if (!e) {
+		ret = fail(err, errlen, -ENOENT,
+			   "no endpoint for container %s interface %s",
+			   container_id, ifname);
+		goto out;
+	}
+	if (!e->terminating) {
+		e->terminating = true;
+		ret = nm_pods_save(st, &set, err, errlen);
+		if (ret)
+			goto out;
+	}
+	*out = *e;
+out:
+	nm_pods_free(&set);
 	return ret;
 }

@@ -14,7 +14,9 @@
  *     other);
  *   - which container interface owns which endpoint, kept in the state
  *     directory's cni.json (replaced atomically like the other files), so
- *     the API answers GET and DELETE after an agent restart.
+ *     the API answers GET and DELETE after an agent restart, and whether
+ *     the pod drains (POST .../drain): the publisher reads that flag and
+ *     publishes the endpoint as terminating.
  */
 #ifndef NM_AGENT_ENDPOINT_H
 #define NM_AGENT_ENDPOINT_H
@@ -127,6 +129,11 @@ struct nm_pod {
 	bool has_mac;
 	__u32 endpoint_id;
 	__u64 identity;
+	/*
+	 * Draining: no new service flows. One way: until the pod is deleted
+	 * (the agent keeps it when a CNI ADD is retried).
+	 */
+	bool terminating;
 };
 
 struct nm_pods {
@@ -147,6 +154,16 @@ struct nm_pod *nm_pods_find_ip(const struct nm_pods *set, __be32 ip);
 int nm_pods_put(struct nm_pods *set, const struct nm_pod *e);
 /* Remove @e, which points into @set. */
 void nm_pods_del(struct nm_pods *set, struct nm_pod *e);
+
+/*
+ * Mark the endpoint of container @container_id interface @ifname as
+ * terminating in cni.json (again: no change) and return it in @out.
+ * -ENOENT when cni.json has no such endpoint; "failed to ..." in @err.
+ * The caller serialises cni.json writers.
+ */
+int nm_pods_drain(const struct nm_state *st, const char *container_id,
+		  const char *ifname, struct nm_pod *out, char *err,
+		  size_t errlen);
 
 /*
  * The API's documents (pure, malloc'd, newline-terminated; NULL on

@@ -24,6 +24,12 @@
  * keys deleted while the agent was down (or for clusters dropped from the
  * config meanwhile) are held by nobody. Once every cluster's mirror has
  * completed its first list, nm_sink_sweep() removes them, once.
+ *
+ * Liveness: a remote cluster whose heartbeat is silent for longer than
+ * the config's heartbeat_bound_ms is unreachable, and the sink takes its
+ * backends out of selection (its ipcache entries stay, so established
+ * flows keep working). Back, it is re-listed first and re-admitted once
+ * that list completed. The main loop checks on every flush tick.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -83,6 +89,23 @@ struct cluster {
 	char start_err[NM_ETCD_ERR_MAX];
 	/* the connection settings the mirror was started with */
 	char *password;
+
+	/*
+	 * Liveness (remote clusters only: the local one's backends run on
+	 * this cluster's nodes whatever its etcd does). Written by the main
+	 * loop only; what the API reads, under the agent's lock.
+	 */
+	/* Mirror started (or tried to), or re-admitted: a heartbeat is due
+	 * within the bound of it. */
+	__u64 since_ns;
+	bool reachable;
+	bool readmitting; /* heartbeats back; waiting for the re-list asked */
+	__u64 relist_want; /* the mirror's relist_asked to wait for */
+	__u64 relist_ns; /* when it was asked */
+	__u64 transitions;
+	__u64 last_transition_ns; /* 0: none yet */
+	__u64 unreachable_ns; /* when it last became unreachable */
+	int sink_err; /* last nm_sink_set_reachable() error logged, 0: none */
 };
 
 struct agent {
@@ -238,6 +261,7 @@ static int cluster_start(struct agent *a, struct cluster *c,
 			mc.etcd.endpoints[0]);
 		c->m = m;
 		c->start_err[0] = '\0';
+		c->since_ns = mono_ns();
 	}
 	pthread_mutex_unlock(&a->lock);
 	return ret;
@@ -254,6 +278,9 @@ static struct cluster *cluster_new(const char *name, __u16 id, bool local,
 	c->file = file ? strdup(file) : NULL;
 	c->id = id;
 	c->local = local;
+	/* Reachable until the bound passes without a heartbeat. */
+	c->reachable = true;
+	c->since_ns = mono_ns();
 	if (!c->name || (file && !c->file)) {
 		cluster_free(c);
 		return NULL;
@@ -345,6 +372,21 @@ static int remote_connect(struct agent *a, const struct nm_remote_cluster *r)
 	if (ret) {
 		cluster_free(c);
 		return ret;
+	}
+	/*
+	 * A new connection starts reachable; the sink remembers the state
+	 * per name, and a drained predecessor (file changed, or removed and
+	 * added back) may have left it unreachable.
+	 */
+	ret = nm_sink_set_reachable(a->sink, c->name, true);
+	if (ret) {
+		/* Unreachable then: re-admission retries the call. */
+		pr_warn("failed to mark cluster %s reachable in the map sink: %s",
+			c->name, strerror(-ret));
+		pthread_mutex_lock(&a->lock);
+		c->reachable = false;
+		c->unreachable_ns = mono_ns();
+		pthread_mutex_unlock(&a->lock);
 	}
 	/* A failed start is listed with its error and retried on rescan. */
 	cluster_start(a, c, &r->etcd);
@@ -483,6 +525,14 @@ static json_object *ju64(__u64 v)
 	return json_object_new_int64((__s64)v);
 }
 
+/* "@k": seconds from @then to @now, or null when @then is 0. */
+static int jadd_ago(json_object *o, const char *k, __u64 then, __u64 now)
+{
+	if (then && now >= then)
+		return jadd(o, k, json_object_new_double((now - then) / 1e9));
+	return json_object_object_add(o, k, NULL) ? -ENOMEM : 0;
+}
+
 static int cluster_json(const struct cluster *c, __u64 now_ns, json_object *arr)
 {
 	struct nm_mirror_stats s = {};
@@ -510,14 +560,13 @@ static int cluster_json(const struct cluster *c, __u64 now_ns, json_object *arr)
 	ret |= jadd(o, "relists", ju64(s.relists));
 	ret |= jadd(o, "reconnects", ju64(s.reconnects));
 	ret |= jadd(o, "last_error", jstr(c->m ? s.last_error : c->start_err));
-	if (s.last_heartbeat_mono_ns && now_ns >= s.last_heartbeat_mono_ns)
-		ret |= jadd(
-			o, "last_heartbeat_s",
-			json_object_new_double(
-				(double)(now_ns - s.last_heartbeat_mono_ns) /
-				1e9));
-	else if (json_object_object_add(o, "last_heartbeat_s", NULL))
-		ret = -ENOMEM;
+	ret |= jadd_ago(o, "last_heartbeat_s", s.last_heartbeat_mono_ns,
+			now_ns);
+	ret |= jadd(o, "reachable", json_object_new_boolean(c->reachable));
+	ret |= jadd(o, "transitions", ju64(c->transitions));
+	ret |= jadd_ago(o, "last_transition_s", c->last_transition_ns, now_ns);
+	ret |= jadd_ago(o, "unreachable_since_s",
+			c->reachable ? 0 : c->unreachable_ns, now_ns);
 	return ret ? -ENOMEM : 0;
 }
 
@@ -553,6 +602,8 @@ static char *status_json(void *arg)
 	}
 	ret |= jadd(root, "heartbeat_leader",
 		    json_object_new_boolean(ps.leader));
+	ret |= jadd(root, "heartbeat_bound_ms",
+		    json_object_new_int64(a->cfg.heartbeat_bound_ms));
 	pthread_mutex_lock(&a->lock);
 	ret |= jadd(root, "swept", json_object_new_boolean(a->swept));
 	pthread_mutex_unlock(&a->lock);
@@ -563,6 +614,10 @@ static char *status_json(void *arg)
 		ret |= jadd(pub, "endpoints", ju64(ps.endpoints));
 		ret |= jadd(pub, "identity_mismatches",
 			    ju64(ps.identity_mismatches));
+		/* MeshService exports: the heartbeat writer's; 0 elsewhere. */
+		ret |= jadd(pub, "services_exported", ju64(ps.services));
+		ret |= jadd(pub, "services_refused",
+			    ju64(ps.services_refused));
 		ret |= jadd(pub, "errors", ju64(ps.errors));
 		ret |= jadd(pub, "last_error", jstr(ps.last_error));
 	}
@@ -605,6 +660,180 @@ static char *status_json(void *arg)
 			text = NULL;
 	}
 	json_object_put(root);
+	return text;
+}
+
+/* ---- metrics ---------------------------------------------------------------- */
+
+/* What one cluster's samples are read from, taken under the agent's lock. */
+struct cl_snap {
+	const struct cluster *c;
+	struct nm_mirror_stats st;
+	__u64 now_ns;
+};
+
+/*
+ * One metric family of GET /v1/metrics, a sample per cluster. @val gives
+ * the value; a negative one is written +Inf (a heartbeat never seen is
+ * infinitely old, so "age > bound" alerts hold for it too). Counts and
+ * flags are written as integers, seconds with milliseconds.
+ */
+struct cl_metric {
+	const char *name;
+	const char *type;
+	const char *help;
+	double (*val)(const struct cl_snap *s);
+	bool seconds;
+};
+
+static double m_reachable(const struct cl_snap *s)
+{
+	return s->c->reachable;
+}
+
+static double m_transitions(const struct cl_snap *s)
+{
+	return s->c->transitions;
+}
+
+static double m_hb_age(const struct cl_snap *s)
+{
+	__u64 hb = s->st.last_heartbeat_mono_ns;
+
+	if (!hb)
+		return -1;
+	return s->now_ns > hb ? (s->now_ns - hb) / 1e9 : 0;
+}
+
+static double m_connected(const struct cl_snap *s)
+{
+	return s->st.connected;
+}
+
+static double m_synced(const struct cl_snap *s)
+{
+	return s->st.synced;
+}
+
+static double m_records(const struct cl_snap *s)
+{
+	return s->st.records;
+}
+
+static double m_rejected(const struct cl_snap *s)
+{
+	return s->st.rejected;
+}
+
+static double m_apply_errors(const struct cl_snap *s)
+{
+	return s->st.apply_errors;
+}
+
+static double m_pending(const struct cl_snap *s)
+{
+	return s->st.pending;
+}
+
+static double m_relists(const struct cl_snap *s)
+{
+	return s->st.relists;
+}
+
+static double m_reconnects(const struct cl_snap *s)
+{
+	return s->st.reconnects;
+}
+
+static const struct cl_metric cl_metrics[] = {
+	{ "nodemesh_cluster_reachable", "gauge",
+	  "1 while the cluster's backends may be selected: its heartbeat is within the bound (the local cluster always).",
+	  m_reachable, false },
+	{ "nodemesh_cluster_transitions_total", "counter",
+	  "Changes between reachable and unreachable.", m_transitions, false },
+	{ "nodemesh_cluster_heartbeat_age_seconds", "gauge",
+	  "Time since the cluster's heartbeat last changed, on this node's clock; +Inf before the first.",
+	  m_hb_age, true },
+	{ "nodemesh_mirror_connected", "gauge",
+	  "1 while the watch stream on the cluster's etcd is up.", m_connected,
+	  false },
+	{ "nodemesh_mirror_synced", "gauge",
+	  "1 once the first list of the cluster completed.", m_synced, false },
+	{ "nodemesh_mirror_records", "gauge",
+	  "Keys of the cluster currently mirrored.", m_records, false },
+	{ "nodemesh_mirror_rejected_total", "counter",
+	  "Records of the cluster refused by validation.", m_rejected, false },
+	{ "nodemesh_mirror_apply_errors_total", "counter",
+	  "Failed applies of the cluster's records to the maps.",
+	  m_apply_errors, false },
+	{ "nodemesh_mirror_pending", "gauge",
+	  "Keys of the cluster waiting for a retried apply.", m_pending,
+	  false },
+	{ "nodemesh_mirror_relists_total", "counter",
+	  "Lists of the cluster after the first (compaction, new etcd, re-admission).",
+	  m_relists, false },
+	{ "nodemesh_mirror_reconnects_total", "counter",
+	  "Reconnects of the watch on the cluster's etcd.", m_reconnects,
+	  false },
+};
+
+/*
+ * GET /v1/metrics: Prometheus text exposition (version 0.0.4), each family
+ * with its HELP and TYPE and then its samples, as the format wants them
+ * grouped. Cluster names are DNS labels: no label escaping needed.
+ */
+static char *metrics_text(void *arg)
+{
+	struct agent *a = arg;
+	struct cl_snap *snap = NULL;
+	const struct cl_metric *m;
+	char *text = NULL;
+	size_t len = 0, n, i, k;
+	__u64 now = mono_ns();
+	bool ok;
+	double v;
+	FILE *f;
+
+	f = open_memstream(&text, &len);
+	if (!f)
+		return NULL;
+	fprintf(f,
+		"# HELP nodemesh_heartbeat_bound_seconds Silence after which a remote cluster is unreachable.\n"
+		"# TYPE nodemesh_heartbeat_bound_seconds gauge\n"
+		"nodemesh_heartbeat_bound_seconds %g\n",
+		a->cfg.heartbeat_bound_ms / 1e3);
+	pthread_mutex_lock(&a->lock);
+	n = a->n_cl;
+	snap = calloc(n ? n : 1, sizeof(*snap));
+	for (i = 0; snap && i < n; i++) {
+		snap[i].c = a->cl[i];
+		snap[i].now_ns = now;
+		if (a->cl[i]->m)
+			nm_mirror_get_stats(a->cl[i]->m, &snap[i].st);
+	}
+	for (k = 0; snap && k < sizeof(cl_metrics) / sizeof(*m); k++) {
+		m = &cl_metrics[k];
+		fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", m->name, m->help,
+			m->name, m->type);
+		for (i = 0; i < n; i++) {
+			v = m->val(&snap[i]);
+			fprintf(f, "%s{cluster=\"%s\"} ", m->name,
+				snap[i].c->name);
+			if (v < 0)
+				fprintf(f, "+Inf\n");
+			else
+				fprintf(f, m->seconds ? "%.3f\n" : "%.0f\n", v);
+		}
+	}
+	pthread_mutex_unlock(&a->lock);
+	ok = snap != NULL;
+	free(snap);
+	/* The stream buffers: a failed write shows in ferror() or fclose(). */
+	ok = ok && !ferror(f);
+	if (fclose(f) || !ok) {
+		free(text);
+		return NULL;
+	}
 	return text;
 }
 
@@ -750,6 +979,8 @@ static unsigned int ep_apply(struct agent *a, const struct nm_endpoint_req *req,
 	rec->has_mac = req->has_mac;
 	rec->endpoint_id = res.endpoint_id;
 	rec->identity = res.identity;
+	/* A drain is one way: an ADD retried while the pod drains keeps it. */
+	rec->terminating = own && own->terminating;
 	ret = nm_pods_put(pods, rec);
 	if (!ret)
 		ret = nm_pods_save(&a->st, pods, why, sizeof(why));
@@ -1025,6 +1256,32 @@ out_pods:
 out:
 	pthread_mutex_unlock(&a->ep_lock);
 	return code;
+}
+
+/*
+ * POST /v1/endpoints/<container>/<ifname>/drain: the publisher then
+ * publishes the pod as terminating, and services stop giving it new flows.
+ */
+static unsigned int api_ep_drain(void *arg, const char *cid,
+				 const char *ifname, char **out)
+{
+	struct agent *a = arg;
+	struct nm_pod pod;
+	char why[1024];
+	unsigned int code;
+	int ret;
+
+	code = ep_url_check(cid, ifname, out);
+	if (code != 200)
+		return code;
+	pthread_mutex_lock(&a->ep_lock);
+	ret = nm_pods_drain(&a->st, cid, ifname, &pod, why, sizeof(why));
+	pthread_mutex_unlock(&a->ep_lock);
+	if (ret)
+		return ep_fail(out, ret == -ENOENT ? 404 : 500, "%s", why);
+	pr_info("draining endpoint of container %s interface %s", cid, ifname);
+	*out = nm_pod_doc(&pod, a->pod_mtu);
+	return 200;
 }
 
 /* ---- start-up --------------------------------------------------------------- */
@@ -1431,6 +1688,133 @@ static void maybe_sweep(struct agent *a, __u64 now, __u64 *next_sweep)
 	pthread_mutex_unlock(&a->lock);
 }
 
+/* ---- liveness --------------------------------------------------------------- */
+
+/*
+ * Tell the sink, then record the transition. A sink failure leaves the
+ * state as it was, so the next tick tries again (logged once per error).
+ */
+static int cluster_mark(struct agent *a, struct cluster *c, bool reachable,
+			__u64 now)
+{
+	int ret;
+
+	ret = nm_sink_set_reachable(a->sink, c->name, reachable);
+	if (ret) {
+		if (ret != c->sink_err)
+			pr_warn("failed to mark cluster %s %s in the map sink: %s (retrying)",
+				c->name,
+				reachable ? "reachable" : "unreachable",
+				strerror(-ret));
+		c->sink_err = ret;
+		return ret;
+	}
+	c->sink_err = 0;
+	c->readmitting = false;
+	/* The list delayed the watch: the next heartbeat is due from now. */
+	if (reachable)
+		c->since_ns = now;
+	pthread_mutex_lock(&a->lock);
+	c->reachable = reachable;
+	c->transitions++;
+	c->last_transition_ns = now;
+	if (!reachable)
+		c->unreachable_ns = now;
+	pthread_mutex_unlock(&a->lock);
+	return 0;
+}
+
+/*
+ * One remote cluster, on the main loop's tick. Silent for longer than the
+ * bound since its last heartbeat, or since its mirror started (or failed
+ * to) when none was seen: unreachable. Unreachable and its heartbeat fresh
+ * again: ask its mirror for a re-list and re-admit the cluster only once
+ * that list completed, so no backend deleted while it was cut off is
+ * selected again. Asked even when the etcd comes back with the same data:
+ * a resumed watch shows every change only if the etcd kept its history,
+ * and one restored from a snapshot can answer with the same cluster id
+ * and an older revision.
+ *
+ * A list of a big cluster can outlast the bound, and the watch, which
+ * brings the heartbeats, only resumes after it: so the re-list is waited
+ * for however silent the cluster looks meanwhile, a heartbeat the list
+ * itself saw counts, and the bound starts again at the re-admission.
+ */
+static void cluster_liveness(struct agent *a, struct cluster *c, __u64 now)
+{
+	__u64 bound = (__u64)a->cfg.heartbeat_bound_ms * 1000000ULL;
+	__u64 hb, age, last, silent;
+	struct nm_mirror_stats st = {};
+	int ret;
+
+	if (c->m)
+		nm_mirror_get_stats(c->m, &st);
+	/* Stamped after @now was read, it may be a little ahead of it. */
+	hb = st.last_heartbeat_mono_ns;
+	age = now > hb ? now - hb : 0;
+	last = hb > c->since_ns ? hb : c->since_ns;
+	silent = now > last ? now - last : 0;
+	if (c->reachable) {
+		if (silent <= bound || cluster_mark(a, c, false, now))
+			return;
+		if (!c->m)
+			pr_warn("cluster %s unreachable: no heartbeat in %.1f s, its mirror could not start (bound %.1f s): %s",
+				c->name, silent / 1e9, bound / 1e9,
+				c->start_err);
+		else if (!hb)
+			pr_warn("cluster %s unreachable: no heartbeat in the %.1f s since its mirror started (bound %.1f s)",
+				c->name, silent / 1e9, bound / 1e9);
+		else
+			pr_warn("cluster %s unreachable: no heartbeat for %.1f s (bound %.1f s); its backends leave selection",
+				c->name, age / 1e9, bound / 1e9);
+		return;
+	}
+	if (!c->readmitting) {
+		if (!hb || age > bound)
+			return;
+		ret = nm_mirror_relist(c->m);
+		if (ret) {
+			pr_warn("failed to re-list cluster %s: %s", c->name,
+				strerror(-ret));
+			return;
+		}
+		nm_mirror_get_stats(c->m, &st);
+		c->relist_want = st.relist_asked;
+		c->relist_ns = now;
+		c->readmitting = true;
+		pr_info("cluster %s: heartbeats resumed after %.1f s unreachable; re-listing it",
+			c->name, (now - c->unreachable_ns) / 1e9);
+		return;
+	}
+	if (st.relist_done < c->relist_want)
+		return;
+	/* Silent since the request: gone again, wait for the next heartbeat. */
+	if (age > bound && hb < c->relist_ns) {
+		c->readmitting = false;
+		return;
+	}
+	if (cluster_mark(a, c, true, now))
+		return;
+	pr_warn("cluster %s reachable again after %.1f s: heartbeats resumed, re-listed (%llu records); its backends are selected again",
+		c->name, (now - c->unreachable_ns) / 1e9,
+		(unsigned long long)st.records);
+}
+
+/*
+ * Only the main loop changes the cluster list and these fields, so it
+ * reads them without the lock; the sink is called outside it, so a slow
+ * sink never holds up the API.
+ */
+static void check_liveness(struct agent *a)
+{
+	__u64 now = mono_ns();
+	size_t i;
+
+	for (i = 0; i < a->n_cl; i++)
+		if (!a->cl[i]->local)
+			cluster_liveness(a, a->cl[i], now);
+}
+
 /* Until SIGTERM/SIGINT: flush the sink, follow the remote dir, sweep once. */
 static int main_loop(struct agent *a, int sfd)
 {
@@ -1459,6 +1843,8 @@ static int main_loop(struct agent *a, int sfd)
 			next_rescan = mono_ms() + RESCAN_MS;
 		}
 		if (now >= next_flush) {
+			/* First: a transition's re-merge goes out in this flush. */
+			check_liveness(a);
 			ret = nm_sink_flush(a->sink);
 			if (ret)
 				pr_warn("failed to flush map sink on %s: %s",
@@ -1555,10 +1941,12 @@ static void raise_nofile_limit(void)
 
 static const struct nm_api_ops api_ops = {
 	.status = status_json,
+	.metrics = metrics_text,
 	.ep_add = api_ep_add,
 	.ep_list = api_ep_list,
 	.ep_get = api_ep_get,
 	.ep_del = api_ep_del,
+	.ep_drain = api_ep_drain,
 };
 
 int main(int argc, char **argv)

@@ -2,8 +2,9 @@
 /*
  * nodemeshctl: load/attach the datapath, program services, inspect maps.
  * Thin front end over the agent library; output for people by default,
- * -o json for scripts. Exit status 0 on success, 1 on any error. The
- * commands live in agent/ctl/, one file per group; this is their table.
+ * -o json for scripts. Exit status 0 on success, 1 on any error ('diff':
+ * 1 when the maps differ, 2 on errors). The commands live in agent/ctl/,
+ * one file per group; this is their table.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -38,13 +39,38 @@ static const struct cmd cmds[] = {
 	{ "service", "upsert", cmd_service_upsert,
 	  "VIP:PORT/PROTO [BACKEND...] [--algo maglev|random]",
 	  "Create or update a service. BACKEND is ADDR:PORT[,weight=W][,state=S]\n"
-	  "with W 1..65535 (default 1) and S active|terminating|quarantined\n"
-	  "(default active). No backend: the service drops new flows. Backends\n"
-	  "that stay keep their id, so established flows keep their backend." },
-	{ "service", "delete", cmd_service_delete, "VIP:PORT/PROTO",
-	  "Delete a service, its backends and its rev-NAT entry." },
+	  "with W 1..65535 (default 1) and S active|terminating|quarantined|\n"
+	  "standby (default active; only active backends take new flows). No\n"
+	  "backend: the service drops new flows. Backends that stay keep their\n"
+	  "id, so established flows keep their backend." },
+	{ "service", "delete", cmd_service_delete_any,
+	  "VIP:PORT/PROTO | (-f FILE | NAMESPACE/NAME) --config AGENT_CONFIG",
+	  "Delete a service, its backends and its rev-NAT entry. With --config:\n"
+	  "delete the MeshServices of FILE, or one by name, from the cluster's\n"
+	  "etcd (its exporter then removes their service records); a name that\n"
+	  "is not applied is an error and deletes nothing." },
 	{ "service", "list", cmd_service_list, "",
-	  "List services with their backends." },
+	  "List services with their backends, grouped per cluster when they\n"
+	  "carry a cluster id (--cluster-id marks the local one), and each\n"
+	  "backend's state. Active backends are the preferred ones: in the\n"
+	  "Maglev table, taking new flows." },
+	{ "service", "validate", cmd_service_validate, "-f FILE",
+	  "Parse the MeshService manifests of FILE (all its documents) without\n"
+	  "storing them. Prints 'FILE: N MeshServices valid', or\n"
+	  "'FILE:LINE: reason' and exits 1." },
+	{ "service", "apply", cmd_service_apply, "-f FILE --config AGENT_CONFIG",
+	  "Validate FILE and store each MeshService of it, as written, at\n"
+	  "<prefix>services/v1/NS/NAME in the etcd of AGENT_CONFIG's cluster\n"
+	  "(endpoints, TLS and credentials from that file). Any error in FILE,\n"
+	  "or a frontend another MeshService claims, stores nothing. The\n"
+	  "cluster's heartbeat writer exports it within a second as the service\n"
+	  "record state/services/v1/CLUSTER/NS/NAME." },
+	{ "service", "manifests", cmd_service_manifests,
+	  "--config AGENT_CONFIG",
+	  "List the cluster's MeshServices: frontends and target ports,\n"
+	  "selector, global/shared/affinity/weight/priority, and the backends\n"
+	  "of their exported record (active, terminating); a stored manifest\n"
+	  "the exporter refuses is listed with FILE:LINE: reason." },
 	{ "endpoint", "add", cmd_endpoint_add,
 	  "IP --iface IFACE --namespace NS [--labels k=v,k2=v2] [--name POD] [--mac MAC]",
 	  "Register a pod on this node: its identity comes from its labels plus\n"
@@ -56,6 +82,12 @@ static const struct cmd cmds[] = {
 	{ "endpoint", "delete", cmd_endpoint_delete, "IP",
 	  "Remove a pod: its ipcache entry, its endpoint entry and its policy\n"
 	  "entries. Its identity stays known (other pods may carry it)." },
+	{ "endpoint", "drain", cmd_endpoint_drain, "IP [--socket PATH]",
+	  "Mark the pod at IP (added through the agent's API, i.e. the CNI\n"
+	  "plugin) terminating, through the running agent on PATH (default\n"
+	  "<state dir>/agent.sock): it is published with state terminating and\n"
+	  "services stop sending it new connections; established ones go on.\n"
+	  "One way: the pod drains until it is deleted." },
 	{ "endpoint", "list", cmd_endpoint_list, "",
 	  "List endpoints: IP, endpoint id, identity (cluster/local), policy\n"
 	  "enforcement (ingress/egress/none) and labels." },
@@ -103,6 +135,21 @@ static const struct cmd cmds[] = {
 	  "records mirrored and rejected, time since its last heartbeat and its\n"
 	  "last error; then refused remote-cluster files. -o json prints the\n"
 	  "agent's JSON document as it is." },
+	{ NULL, "diff", cmd_diff,
+	  "--config AGENT_CONFIG [--node NAME] [--socket PATH]",
+	  "Compare the maps with the state every cluster's etcd asks for:\n"
+	  "lists each cluster of AGENT_CONFIG (the local one and its remote-\n"
+	  "cluster files), validates every record as the agent does, computes\n"
+	  "what the agent would write to nm_nodes_v1, nm_ipcache_v1 and the\n"
+	  "service maps (backend sets and Maglev tables), and prints one line\n"
+	  "per difference: missing, stale or differs. Entries of others are\n"
+	  "left out: this node's pods, policy CIDRs, services programmed with\n"
+	  "'service upsert'. NAME (whose pods are skipped) and the reachability\n"
+	  "of remote clusters come from the agent on PATH (default: the\n"
+	  "config's api_socket, else <state dir>/agent.sock); without an agent\n"
+	  "NAME defaults to the host name and every cluster is taken as\n"
+	  "reachable. Exit 0 when equal (nothing printed), 1 when they differ,\n"
+	  "2 when etcd or the maps cannot be read." },
 	{ "map", "list", cmd_map_list, "",
 	  "List the pinned maps with type, sizes and entry counts." },
 	{ "map", "dump", cmd_map_dump, "NAME",
@@ -270,5 +317,6 @@ int main(int argc, char **argv)
 	}
 	err = c->fn(argc - words, argv + words);
 	fflush(stdout);
-	return err ? 1 : 0;
+	/* A negative errno is exit 1; diff returns its own exit status. */
+	return err < 0 ? 1 : err;
 }

@@ -11,11 +11,14 @@
 #include <unistd.h>
 #include <arpa/inet.h>
 
+#include "agent/endpoint.h"
 #include "agent/identity.h"
 #include "agent/identity_kv.h"
 #include "agent/log.h"
+#include "agent/meshsvc_kv.h"
 #include "agent/policy_apply.h"
 #include "agent/publish.h"
+#include "maps/backend.h"
 #include "maps/identity.h"
 
 #define BOOT_ID_FILE "/proc/sys/kernel/random/boot_id"
@@ -66,6 +69,9 @@ struct nm_publisher {
 	struct pub_set published;
 	struct id_cache_ent *ids;
 	size_t n_ids;
+	/* cni.json's last read error, logged once */
+	char pods_error[NM_ETCD_ERR_MAX];
+	char export_refusal[NM_KV_ERR_LEN]; /* logged once */
 };
 
 static __u64 mono_ms(void)
@@ -368,8 +374,10 @@ static void ep_name(struct nm_publisher *p, const char *ip,
 
 /* The record of one endpoint into @want; a skipped endpoint is logged. */
 static int want_endpoint(struct nm_publisher *p, const struct nm_idstore *ids,
-			 const struct nm_ep_rec *ep, struct pub_set *want)
+			 const struct nm_pods *pods, const struct nm_ep_rec *ep,
+			 struct pub_set *want)
 {
+	const struct nm_pod *pod = nm_pods_find_ip(pods, ep->addr);
 	const struct nm_identity_info *info;
 	char ip[INET_ADDRSTRLEN], ns[NM_KV_NS_MAX + 1];
 	struct nm_kv_record rec;
@@ -413,6 +421,9 @@ static int want_endpoint(struct nm_publisher *p, const struct nm_idstore *ids,
 	rec.ep.node = p->node;
 	rec.ep.labels = info->labels; /* borrowed */
 	rec.ep.identity = kvid;
+	/* Drained through the API: services offer it to old flows only. */
+	rec.ep.state = pod && pod->terminating ? NM_BE_TERMINATING :
+						 NM_BE_ACTIVE;
 	ret = encode(p, &rec, &key, &val, &len);
 	if (ret)
 		return 0; /* logged; the others still go out */
@@ -424,17 +435,33 @@ static int scan_endpoints(struct nm_publisher *p, struct pub_set *want)
 {
 	struct nm_ep_rec *eps = NULL;
 	struct nm_idstore ids;
+	struct nm_pods pods;
+	char why[sizeof(p->pods_error)];
 	size_t n = 0, i;
 	int ret, err = 0;
 
+	/*
+	 * Which pods drain. Unreadable, it publishes nothing this round:
+	 * guessing "active" would undo a drain.
+	 */
+	ret = nm_pods_load(p->state, &pods, why, sizeof(why));
+	if (ret) {
+		if (strcmp(why, p->pods_error)) {
+			pr_warn("not publishing endpoints: %s", why);
+			note_error(p, why);
+		}
+		copy_str(p->pods_error, sizeof(p->pods_error), why);
+		return ret;
+	}
+	p->pods_error[0] = '\0';
 	ret = nm_endpoints_read(p->maps, &eps, &n);
 	if (ret)
-		return ret;
+		goto out_pods;
 	ret = nm_idstore_load(p->state, &ids);
 	if (ret)
 		goto out_eps;
 	for (i = 0; i < n; i++) {
-		ret = want_endpoint(p, &ids, &eps[i], want);
+		ret = want_endpoint(p, &ids, &pods, &eps[i], want);
 		/* One endpoint's identity failing must not unpublish it. */
 		if (ret == -ENOMEM)
 			goto out_ids;
@@ -447,6 +474,8 @@ out_ids:
 	nm_idstore_free(&ids);
 out_eps:
 	free(eps);
+out_pods:
+	nm_pods_free(&pods);
 	return ret;
 }
 
@@ -531,10 +560,39 @@ static int publish_diff(struct nm_publisher *p, struct pub_set *want,
 	return ret;
 }
 
+/* ---- MeshService exports ---------------------------------------------------- */
+
+/*
+ * Run by the heartbeat writer only: one exporter per cluster, and when the
+ * writer dies another node takes the heartbeat, and so the exports, within
+ * the lease TTL. A round keeps no state (agent/meshsvc_kv.h): the new
+ * writer reconciles whatever the old one left.
+ */
+static void export_services(struct nm_publisher *p)
+{
+	struct nm_meshsvc_sync_stats st;
+	struct nm_etcd_err err = {};
+	int ret;
+
+	ret = nm_meshsvc_sync(p->etcd, &p->ctx, &st, &err);
+	if (ret) {
+		pr_warn("%s", err.msg);
+		note_error(p, err.msg);
+	}
+	/* A manifest that stays refused is logged once, not every second. */
+	if (strcmp(st.refusal, p->export_refusal) && st.refusal[0])
+		pr_warn("MeshService not exported: %s", st.refusal);
+	copy_str(p->export_refusal, sizeof(p->export_refusal), st.refusal);
+	pthread_mutex_lock(&p->lock);
+	p->stats.services = st.exported;
+	p->stats.services_refused = st.refused;
+	pthread_mutex_unlock(&p->lock);
+}
+
 static void *record_thread(void *arg)
 {
 	struct nm_publisher *p = arg;
-	bool cluster_done = false, node_done = false, synced = false;
+	bool cluster_done = false, node_done = false, synced = false, leader;
 	__u64 seen_gen = 0, lease, gen;
 	int ret;
 
@@ -575,6 +633,13 @@ static void *record_thread(void *arg)
 				pr_info("published the initial set of node %s in cluster %s",
 					p->node, p->cluster);
 		}
+		pthread_mutex_lock(&p->lock);
+		leader = p->stats.leader;
+		if (!leader)
+			p->stats.services = p->stats.services_refused = 0;
+		pthread_mutex_unlock(&p->lock);
+		if (leader)
+			export_services(p);
 
 		pthread_mutex_lock(&p->lock);
 		p->stats.endpoints = p->published.n;

@@ -13,6 +13,10 @@
  *   heartbeat/<c>                    under the lease of the elected writer
  *   synced/<c>/<kind>                no lease, once this node's initial set
  *                                    is published
+ *   state/services/v1/<c>/<ns>/<name> no lease, by the heartbeat writer
+ *                                    only: the export of each MeshService
+ *                                    manifest (agent/meshsvc_kv.h), every
+ *                                    second, written when it changed
  *
  * Two threads. The lease thread grants the lease, renews it every TTL/3,
  * grants a new one when etcd says it expired, and runs the heartbeat
@@ -29,7 +33,9 @@
  * the one derived locally (a collision seen in another order elsewhere),
  * the endpoint is published with the kvstore's id and a warning is logged.
  * Pods added through the agent's API already carry the kvstore's id; only
- * 'nodemeshctl endpoint add' can produce such a difference.
+ * 'nodemeshctl endpoint add' can produce such a difference. A pod drained
+ * through the API (cni.json marks it terminating) is published with
+ * "state": "terminating".
  */
 #ifndef NM_AGENT_PUBLISH_H
 #define NM_AGENT_PUBLISH_H
@@ -71,6 +77,8 @@ struct nm_publish_stats {
 	__u64 grants; /* leases granted (1 + re-grants) */
 	__u64 endpoints; /* endpoint records published now */
 	__u64 identity_mismatches; /* endpoints whose kvstore id differs */
+	__u64 services; /* MeshService records exported (the leader; else 0) */
+	__u64 services_refused; /* manifests not exported (the leader) */
 	__u64 errors; /* failed etcd writes, ever */
 	char last_error[NM_ETCD_ERR_MAX]; /* "" when none */
 };

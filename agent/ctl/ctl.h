@@ -137,6 +137,17 @@ int load_store(const struct nm_state *st, struct nm_policy_set *set);
 int resync(struct node_ctx *n, const struct nm_ep_rec *pending,
 	   struct nm_sync_stats *stats);
 
+/*
+ * The cluster's etcd as agent config @config names it (endpoints, TLS,
+ * credentials): @cfg is loaded, *@out opened. Errors are printed
+ * ("FILE:LINE: reason" for the config). Free with nm_etcd_close() and
+ * nm_config_free().
+ */
+struct nm_agent_config;
+struct nm_etcd;
+int ctl_etcd_open(const char *config, struct nm_agent_config *cfg,
+		  struct nm_etcd **out);
+
 /* ---- commands: argv is what follows the command words ------------------- */
 
 int cmd_attach(int argc, char **argv);
@@ -144,6 +155,13 @@ int cmd_detach(int argc, char **argv);
 int cmd_service_upsert(int argc, char **argv);
 int cmd_service_delete(int argc, char **argv);
 int cmd_service_list(int argc, char **argv);
+/* MeshService manifests in the cluster's etcd (agent/ctl/meshsvc.c). */
+int cmd_service_validate(int argc, char **argv);
+int cmd_service_apply(int argc, char **argv);
+int cmd_service_manifests(int argc, char **argv);
+/* 'service delete': with --config a MeshService, else a frontend. */
+int cmd_service_delete_any(int argc, char **argv);
+int cmd_endpoint_drain(int argc, char **argv);
 int cmd_endpoint_add(int argc, char **argv);
 int cmd_endpoint_delete(int argc, char **argv);
 int cmd_endpoint_list(int argc, char **argv);
@@ -160,5 +178,7 @@ int cmd_monitor(int argc, char **argv);
 int cmd_map_list(int argc, char **argv);
 int cmd_map_dump(int argc, char **argv);
 int cmd_status(int argc, char **argv);
+/* Returns its exit status itself: 0 equal, 1 differences, 2 failure. */
+int cmd_diff(int argc, char **argv);
 
 #endif /* NM_AGENT_CTL_H */

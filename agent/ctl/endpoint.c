@@ -1,15 +1,19 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * nodemeshctl endpoint and identity: register pods on this node, list
- * them, and the identities this node knows.
+ * them, drain one through the agent, and the identities this node knows.
  */
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <net/if.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
+
+#include <curl/curl.h>
+#include <json-c/json.h>
 
 #include "agent/ctl/ctl.h"
 #include "agent/endpoint.h"
@@ -338,5 +342,176 @@ int cmd_identity_add(int argc, char **argv)
 out:
 	nm_labels_free(&labels);
 	node_close(&n);
+	return err;
+}
+
+/* ---- endpoint drain: through the agent's API ------------------------------ */
+
+#define AGENT_REPLY_MAX (4U << 20)
+
+struct reply {
+	char *buf;
+	size_t len;
+};
+
+static size_t collect(char *p, size_t sz, size_t nm, void *arg)
+{
+	struct reply *r = arg;
+	size_t n = sz * nm;
+	char *v;
+
+	if (r->len + n > AGENT_REPLY_MAX)
+		return 0;
+	v = realloc(r->buf, r->len + n + 1);
+	if (!v)
+		return 0;
+	memcpy(v + r->len, p, n);
+	r->len += n;
+	v[r->len] = '\0';
+	r->buf = v;
+	return n;
+}
+
+/* @method @path on the agent at @sock; 200 expected, else the reason. */
+static int agent_call(const char *sock, const char *method, const char *path,
+		      struct reply *r)
+{
+	char url[512], cerr[CURL_ERROR_SIZE] = "";
+	long code = 0;
+	CURLcode rc;
+	CURL *h;
+	int err = 0;
+
+	h = curl_easy_init();
+	if (!h) {
+		pr_warn("failed to call agent on %s: curl init failed", sock);
+		return -ENOMEM;
+	}
+	snprintf(url, sizeof(url), "http://localhost%s", path);
+	if (curl_easy_setopt(h, CURLOPT_UNIX_SOCKET_PATH, sock) ||
+	    curl_easy_setopt(h, CURLOPT_URL, url) ||
+	    curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method) ||
+	    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, collect) ||
+	    curl_easy_setopt(h, CURLOPT_WRITEDATA, r) ||
+	    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, cerr) ||
+	    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, 10000L) ||
+	    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L) ||
+	    /* A POST without a body still says so: Content-Length: 0. */
+	    (!strcmp(method, "POST") &&
+	     curl_easy_setopt(h, CURLOPT_POSTFIELDS, ""))) {
+		pr_warn("failed to call agent on %s: curl setup failed", sock);
+		err = -EINVAL;
+		goto out;
+	}
+	rc = curl_easy_perform(h);
+	if (rc != CURLE_OK) {
+		pr_warn("failed to call agent on %s: %s%s", sock,
+			cerr[0] ? cerr : curl_easy_strerror(rc),
+			rc == CURLE_COULDNT_CONNECT ?
+				" (is nodemesh-agent running? --socket PATH)" :
+				"");
+		err = -ECONNREFUSED;
+		goto out;
+	}
+	if (curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code) ||
+	    code != 200) {
+		pr_warn("failed to %s %s on agent %s: HTTP %ld: %s", method,
+			path, sock, code, r->buf ? r->buf : "");
+		err = code == 404 ? -ENOENT : -EIO;
+	}
+out:
+	curl_easy_cleanup(h);
+	return err;
+}
+
+static const char *jstr(json_object *o, const char *k)
+{
+	json_object *v;
+
+	if (!json_object_object_get_ex(o, k, &v) ||
+	    !json_object_is_type(v, json_type_string))
+		return NULL;
+	return json_object_get_string(v);
+}
+
+/* Container id and interface of the endpoint at @ip, from GET /v1/endpoints. */
+static int find_pod(const char *sock, const char *ip, char *cid, size_t cid_len,
+		    char *ifname, size_t if_len)
+{
+	json_object *root, *arr = NULL, *e;
+	struct reply r = {};
+	const char *c, *i, *a;
+	size_t k, n;
+	int err;
+
+	err = agent_call(sock, "GET", "/v1/endpoints", &r);
+	if (err)
+		goto out;
+	err = -EBADMSG;
+	root = r.buf ? json_tokener_parse(r.buf) : NULL;
+	if (!root || !json_object_object_get_ex(root, "endpoints", &arr) ||
+	    !json_object_is_type(arr, json_type_array)) {
+		pr_warn("failed to list endpoints on agent %s: not an endpoint list",
+			sock);
+		goto out_root;
+	}
+	n = json_object_array_length(arr);
+	for (k = 0; k < n; k++) {
+		e = json_object_array_get_idx(arr, k);
+		a = jstr(e, "ip");
+		c = jstr(e, "container_id");
+		i = jstr(e, "ifname");
+		if (!a || !c || !i || strcmp(a, ip))
+			continue;
+		snprintf(cid, cid_len, "%s", c);
+		snprintf(ifname, if_len, "%s", i);
+		err = 0;
+		goto out_root;
+	}
+	pr_warn("failed to drain %s: the agent on %s has no endpoint with that address (only pods added through its API drain)",
+		ip, sock);
+	err = -ENOENT;
+out_root:
+	json_object_put(root);
+out:
+	free(r.buf);
+	return err;
+}
+
+int cmd_endpoint_drain(int argc, char **argv)
+{
+	const char *sock_opt = NULL, *ip = NULL;
+	const struct ctl_opt opts[] = { { "--socket", &sock_opt }, {} };
+	char sock[PATH_MAX + 16], cid[NM_EP_CONTAINER_ID_MAX + 1];
+	char ifname[IF_NAMESIZE + 1], path[NM_EP_CONTAINER_ID_MAX + 64];
+	struct reply r = {};
+	__be32 addr;
+	int err;
+
+	err = ctl_args(argc, argv, "endpoint drain", opts, &ip);
+	if (err)
+		return err;
+	if (!ip || nm_parse_ipv4(ip, &addr)) {
+		pr_warn("endpoint drain takes the pod's IPv4 address");
+		return -EINVAL;
+	}
+	if (sock_opt)
+		snprintf(sock, sizeof(sock), "%s", sock_opt);
+	else
+		snprintf(sock, sizeof(sock), "%s/agent.sock",
+			 nm_state_dir(opt_state_dir));
+	err = find_pod(sock, ip, cid, sizeof(cid), ifname, sizeof(ifname));
+	if (err)
+		return err;
+	snprintf(path, sizeof(path), "/v1/endpoints/%s/%s/drain", cid, ifname);
+	err = agent_call(sock, "POST", path, &r);
+	if (!err) {
+		if (opt_json)
+			fputs(r.buf ? r.buf : "{}\n", stdout);
+		else
+			printf("endpoint %s (container %s interface %s) is terminating\n",
+			       ip, cid, ifname);
+	}
+	free(r.buf);
 	return err;
 }

@@ -7,8 +7,9 @@
 # unix socket: POST adds an endpoint (maps, tc filters on the veth, the
 # kvstore's identity, the record in etcd), a re-POST answers the same, GET
 # finds it, also after an agent restart, a taken address is 409, bad bodies
-# are 400 with a reason (413 when too big), DELETE removes everything and
-# a second DELETE says deleted:false.
+# are 400 with a reason (413 when too big), POST .../drain marks a pod
+# terminating (published so, kept by a retried ADD), DELETE removes
+# everything and a second DELETE says deleted:false.
 #
 # Safety: etcd listens on 127.0.0.1 inside the node namespace; the node
 # address is data only, never configured; every address lives in the
@@ -34,7 +35,7 @@ CID2=Pod_B.77 # no DNS name: the pod name is derived from it
 for cmd in etcd etcdctl curl jq; do
 	command -v "$cmd" >/dev/null || nm_skip_all "$cmd missing (scripts/deps.sh)"
 done
-nm_e2e_start "nm-api-$$" 14
+nm_e2e_start "nm-api-$$" 15
 
 NODE="$PREFIX-node"
 POD1="$PREFIX-p1"
@@ -279,6 +280,37 @@ t_restart() {
 	expect 200 GET /v1/endpoints && [ "$(jf '.endpoints | length')" = 2 ]
 }
 nm_test "the endpoints survive an agent restart (GET after restart)" t_restart
+
+ep_state() { # ep_state KEY: the "state" of an endpoint record ("null": none)
+	nm_etcdctl "$EAST" get --print-value-only "$1" | jq -r .state
+}
+
+t_drain() {
+	local ok=0 key=nodemesh/state/endpoints/v1/east/shop/pod-b-77
+	expect 405 GET "/v1/endpoints/$CID2/eth0/drain" || ok=1
+	expect 400 POST "/v1/endpoints/$CID2/eth0/drain" '{}' || ok=1
+	expect 404 POST "/v1/endpoints/$CID2/eth0/stop" || ok=1
+	expect 404 POST /v1/endpoints/nope/eth0/drain &&
+		jf .error | grep -q "no endpoint for container nope" || ok=1
+	expect 200 POST "/v1/endpoints/$CID2/eth0/drain" &&
+		[ "$(jf .state)" = terminating ] || ok=1
+	# Again: still 200; the other pod stays active.
+	expect 200 POST "/v1/endpoints/$CID2/eth0/drain" || ok=1
+	expect 200 GET "/v1/endpoints/$CID1/eth0" && [ "$(jf .state)" = active ] || ok=1
+	# A retried CNI ADD keeps the drain.
+	expect 200 POST /v1/endpoints "$(body2)" && [ "$(jf .state)" = terminating ] || ok=1
+	# The CLI finds the container by address.
+	ctl endpoint drain "$IP2" --socket "$SOCK" || ok=1
+	if ctl endpoint drain 10.244.9.99 --socket "$SOCK"; then ok=1; fi
+	nm_wait_for 10 eval "[ \"\$(ep_state $key)\" = terminating ]" ||
+		{ agent_log; ok=1; }
+	echo "$key: state $(ep_state "$key"); web-1: state $(ep_state \
+		nodemesh/state/endpoints/v1/east/shop/web-1)"
+	[ "$(ep_state nodemesh/state/endpoints/v1/east/shop/web-1)" = null ] || ok=1
+	return "$ok"
+}
+nm_test "POST .../drain: the pod is terminating, published so, a retried ADD keeps it" \
+	t_drain
 
 t_delete() {
 	expect 200 DELETE "/v1/endpoints/$CID1/eth0" || return 1

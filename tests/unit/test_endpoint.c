@@ -465,6 +465,59 @@ static void test_pods_file_refused(void **state)
 	}
 }
 
+static void test_pods_drain(void **state)
+{
+	struct nm_pod a = pod("aaa", "eth0", "10.1.1.5", 1),
+		      b = pod("bbb", "eth0", "10.1.1.6", 2), got;
+	struct nm_pods set = {}, back;
+	struct nm_state st;
+	char d[256], err[512], *doc, *text;
+	size_t len;
+
+	(void)state;
+	snprintf(d, sizeof(d), "%s/drain", dir);
+	assert_int_equal(nm_state_open(d, "east", 1, &st), 0);
+	assert_int_equal(nm_pods_put(&set, &a), 0);
+	assert_int_equal(nm_pods_put(&set, &b), 0);
+	assert_int_equal(nm_pods_save(&st, &set, err, sizeof(err)), 0);
+	nm_pods_free(&set);
+	/* Active pods' records carry no state: files read as before. */
+	assert_int_equal(nm_state_read(&st, "cni.json", &text, &len), 0);
+	assert_null(strstr(text, "state"));
+	free(text);
+
+	assert_int_equal(nm_pods_drain(&st, "zzz", "eth0", &got, err,
+				       sizeof(err)),
+			 -ENOENT);
+	assert_non_null(strstr(err, "no endpoint for container zzz"));
+	assert_int_equal(nm_pods_drain(&st, "bbb", "eth0", &got, err,
+				       sizeof(err)),
+			 0);
+	assert_true(got.terminating);
+	assert_string_equal(got.container_id, "bbb");
+	/* Again: no change, no error. */
+	assert_int_equal(nm_pods_drain(&st, "bbb", "eth0", &got, err,
+				       sizeof(err)),
+			 0);
+	assert_int_equal(nm_pods_load(&st, &back, err, sizeof(err)), 0);
+	assert_false(nm_pods_find(&back, "aaa", "eth0")->terminating);
+	assert_true(nm_pods_find(&back, "bbb", "eth0")->terminating);
+	doc = nm_pod_doc(nm_pods_find(&back, "bbb", "eth0"), 0);
+	assert_non_null(strstr(doc, "\"state\":\"terminating\"}"));
+	free(doc);
+	nm_pods_free(&back);
+
+	/* A stored state other than terminating is refused. */
+	text = "{\"endpoints\":[{\"container_id\":\"a\",\"ifname\":\"eth0\","
+	       "\"host_ifname\":\"v\",\"namespace\":\"shop\",\"name\":\"a\","
+	       "\"ip\":\"10.1.1.5\",\"identity\":\"1\",\"endpoint_id\":1,"
+	       "\"state\":\"draining\"}]}";
+	assert_int_equal(nm_state_write(&st, "cni.json", text, strlen(text)),
+			 0);
+	assert_int_equal(nm_pods_load(&st, &back, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "field 'state' must be terminating"));
+}
+
 static void test_documents(void **state)
 {
 	struct nm_pod a = pod("aaa", "eth0", "10.1.1.5", 3);
@@ -479,13 +532,13 @@ static void test_documents(void **state)
 		doc,
 		"{\"container_id\":\"aaa\",\"ifname\":\"eth0\",\"ip\":\"10.1.1.5\","
 		"\"endpoint_id\":3,\"identity\":\"16777472\",\"host_ifname\":\"veth-aaa\","
-		"\"mtu\":1450}\n");
+		"\"mtu\":1450,\"state\":\"active\"}\n");
 	free(doc);
 	doc = nm_pods_doc(&set, 1400);
 	assert_non_null(doc);
 	assert_non_null(
 		strstr(doc, "{\"endpoints\":[{\"container_id\":\"aaa\""));
-	assert_non_null(strstr(doc, "\"mtu\":1400}]}\n"));
+	assert_non_null(strstr(doc, "\"mtu\":1400,\"state\":\"active\"}]}\n"));
 	free(doc);
 	set.n = 0;
 	doc = nm_pods_doc(&set, 1400);
@@ -524,6 +577,7 @@ int main(void)
 		cmocka_unit_test(test_ids_and_interfaces),
 		cmocka_unit_test(test_pods_roundtrip),
 		cmocka_unit_test(test_pods_file_refused),
+		cmocka_unit_test(test_pods_drain),
 		cmocka_unit_test(test_documents),
 		cmocka_unit_test(test_error_body_escaped),
 	};
