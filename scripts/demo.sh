@@ -129,18 +129,25 @@ show a1 "$TB" ctl a1 -- map dump ipcache
 
 # ------------------------------------------------------- global service
 
-step "A global service web ($VIP:80): cluster a's etcd names web-a, cluster b's names web-b"
-record() { # record BACKEND_POD
-	jq -cn --arg ip "$(ip_of "$1")" --argjson port "$PORT" \
-		'{schema: 1, namespace: "default", name: "web",
-		  frontends: ["10.96.0.10:80/tcp"],
-		  backends: [{ip: $ip, port: $port, proto: "tcp"}],
-		  global: true, shared: true}'
-}
-show fabric "$TB" etcdctl a -- put nodemesh/state/services/v1/a/default/web "$(record web-a)" ||
-	die "etcd put failed"
-show fabric "$TB" etcdctl b -- put nodemesh/state/services/v1/b/default/web "$(record web-b)" ||
-	die "etcd put failed"
+step "A global MeshService web ($VIP:80 -> app=web:$PORT), applied in each cluster"
+cat >"$WORK/web-svc.yaml" <<YAML
+apiVersion: nodemesh.io/v1alpha1
+kind: MeshService
+metadata: {name: web, namespace: default}
+spec:
+  vip: $VIP
+  ports:
+    - {port: 80, targetPort: $PORT, protocol: TCP}
+  selector: {app: web}
+  global: true
+  shared: true
+YAML
+sed 's/^/      /' "$WORK/web-svc.yaml"
+# Each cluster's heartbeat writer exports it with the cluster's own pods.
+show a1 "$TB" ctl a1 -- service apply -f "$WORK/web-svc.yaml" \
+	--config "$NMTB_DIR/a1/agent.yaml" || die "service apply failed"
+show b1 "$TB" ctl b1 -- service apply -f "$WORK/web-svc.yaml" \
+	--config "$NMTB_DIR/b1/agent.yaml" || die "service apply failed"
 
 programmed() {
 	local n
@@ -156,7 +163,7 @@ until programmed; do
 	[ "$tries" -gt 0 ] || die "the service was not programmed on every node"
 	sleep 0.2
 done
-echo "  every node merged both records into one frontend:"
+echo "  every node merged both clusters' exports into one frontend:"
 show a1 "$TB" ctl a1 -- service list
 
 # tally POD: CONNS connections to the VIP from POD, a bar per cluster.
