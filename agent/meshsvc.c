@@ -715,7 +715,7 @@ static bool selects(const struct nm_meshsvc *svc,
 }
 
 /* (address, port, protocol), then active first, then node: total order. */
-static int be_cmp(const void *pa, const void *pb)
+int nm_meshsvc_backend_cmp(const void *pa, const void *pb)
 {
 	const struct nm_kv_backend *a = pa, *b = pb;
 	__u32 x = ntohl(a->ip), y = ntohl(b->ip);
@@ -728,7 +728,8 @@ static int be_cmp(const void *pa, const void *pb)
 		return a->proto < b->proto ? -1 : 1;
 	if (a->state != b->state)
 		return a->state < b->state ? -1 : 1;
-	return strcmp(a->node, b->node);
+	/* A decoded record may carry no node. */
+	return strcmp(a->node ?: "", b->node ?: "");
 }
 
 static bool be_same(const struct nm_kv_backend *a,
@@ -791,7 +792,8 @@ int nm_meshsvc_export(const struct nm_meshsvc *svc, const char *cluster,
 			be->weight = 1;
 		}
 	}
-	qsort(s->backends, s->n_backends, sizeof(*s->backends), be_cmp);
+	qsort(s->backends, s->n_backends, sizeof(*s->backends),
+	      nm_meshsvc_backend_cmp);
 	/* Two records for one address (a reused IP): keep the first. */
 	for (i = 0, kept = 0; i < s->n_backends; i++) {
 		if (kept && be_same(&s->backends[kept - 1], &s->backends[i])) {

@@ -124,5 +124,7 @@ int nm_meshsvc_key_parse(const char *prefix, const char *key, char *ns,
 int nm_meshsvc_export(const struct nm_meshsvc *svc, const char *cluster,
 		      const struct nm_kv_endpoint *eps, size_t n_eps,
 		      struct nm_kv_record *out, size_t *dropped);
+/* qsort() order of an export's backends: address, port, protocol, ... */
+int nm_meshsvc_backend_cmp(const void *a, const void *b);
 
 #endif /* NM_AGENT_MESHSVC_H */

@@ -3,9 +3,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
 
 #include "agent/log.h"
 #include "agent/meshsvc_kv.h"
+#include "maps/backend.h"
 
 /* Endpoint records of a big cluster come in pages of this many. */
 #define RANGE_PAGE 5000
@@ -229,9 +233,89 @@ static int range_sorted(struct nm_etcd *c, const char *dir, __s64 rev,
 	return ret;
 }
 
+/* ---- the grace table ---- */
+
+void nm_meshsvc_grace_reset(struct nm_meshsvc_grace *g)
+{
+	size_t i;
+
+	for (i = 0; i < g->n; i++)
+		free(g->v[i].key);
+	free(g->v);
+	g->v = NULL;
+	g->n = g->cap = 0;
+}
+
+static struct nm_meshsvc_grace_ent *grace_find(struct nm_meshsvc_grace *g,
+					       const char *key,
+					       const struct nm_kv_backend *be)
+{
+	size_t i;
+
+	for (i = 0; i < g->n; i++) {
+		struct nm_meshsvc_grace_ent *e = &g->v[i];
+
+		if (e->ip == be->ip && e->port == be->port &&
+		    e->proto == be->proto && !strcmp(e->key, key))
+			return e;
+	}
+	return NULL;
+}
+
+static void grace_drop(struct nm_meshsvc_grace *g,
+		       struct nm_meshsvc_grace_ent *e)
+{
+	free(e->key);
+	*e = g->v[--g->n];
+}
+
+static struct nm_meshsvc_grace_ent *grace_add(struct nm_meshsvc_grace *g,
+					      const char *key,
+					      const struct nm_kv_backend *be,
+					      __u64 now_ns)
+{
+	struct nm_meshsvc_grace_ent *e, *v;
+	size_t cap;
+
+	if (g->n == g->cap) {
+		cap = g->cap ? g->cap * 2 : 8;
+		v = realloc(g->v, cap * sizeof(*v));
+		if (!v)
+			return NULL;
+		g->v = v;
+		g->cap = cap;
+	}
+	e = &g->v[g->n];
+	e->key = strdup(key);
+	if (!e->key)
+		return NULL;
+	e->ip = be->ip;
+	e->port = be->port;
+	e->proto = be->proto;
+	e->first_missing_ns = now_ns;
+	e->round = g->round;
+	g->n++;
+	return e;
+}
+
+/* Entries this round did not see: their record no longer holds them. */
+static void grace_gc(struct nm_meshsvc_grace *g)
+{
+	size_t i = 0;
+
+	while (i < g->n) {
+		if (g->v[i].round != g->round)
+			grace_drop(g, &g->v[i]);
+		else
+			i++;
+	}
+}
+
 struct round {
 	struct nm_etcd *c;
 	const struct nm_kv_ctx *ctx;
+	struct nm_meshsvc_grace *grace; /* NULL or no period: no grace */
+	__u64 now_ns;
 	struct nm_etcd_kvs cur; /* the cluster's service records */
 	struct nm_etcd_kvs marks; /* the exporter's marks */
 	bool *keep; /* per mark: its manifest is still there */
@@ -301,6 +385,119 @@ static int hold(struct round *r, const char *mark, const char *key)
 	return 0;
 }
 
+static struct nm_kv_backend *be_find(struct nm_kv_backend *v, size_t n,
+				     const struct nm_kv_backend *be)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		if (v[i].ip == be->ip && v[i].port == be->port &&
+		    v[i].proto == be->proto)
+			return &v[i];
+	}
+	return NULL;
+}
+
+static void log_be(const char *what, const char *key,
+		   const struct nm_kv_backend *be)
+{
+	char ip[INET_ADDRSTRLEN];
+
+	if (!inet_ntop(AF_INET, &be->ip, ip, sizeof(ip)))
+		snprintf(ip, sizeof(ip), "?");
+	pr_info("%s: backend %s:%u/%s %s", key, ip, ntohs(be->port),
+		be->proto == IPPROTO_UDP ? "udp" : "tcp", what);
+}
+
+/*
+ * Add to @rec, as terminating, the backends our last record at @key held
+ * whose endpoint is gone, until the grace period from the round that
+ * first missed them ran out: a restarting agent's endpoints vanish for a
+ * second, and established flows to them must not be reselected. 0 or
+ * -ENOMEM.
+ */
+static int keep_missing(struct round *r, const char *key, const char *mark,
+			struct nm_kv_record *rec)
+{
+	struct nm_meshsvc_grace *g = r->grace;
+	struct nm_kv_service *s = &rec->svc;
+	const size_t n_new = s->n_backends;
+	struct nm_meshsvc_grace_ent *e;
+	struct nm_kv_backend *ob, *v;
+	char why[NM_KV_ERR_LEN];
+	struct nm_etcd_kv *cur;
+	struct nm_kv_record old;
+	size_t i;
+	int ret;
+
+	cur = kv_find(&r->cur, key);
+	/* Only a record we wrote says what we exported before. */
+	if (!g || !g->period_ns || !cur || !kv_find(&r->marks, mark))
+		return 0;
+	ret = nm_kv_decode(r->ctx, cur->key, cur->value, cur->value_len, &old,
+			   why, sizeof(why));
+	if (ret == -ENOMEM)
+		return -ENOMEM;
+	if (ret) {
+		pr_debug("%s: previous export unreadable: %s", key, why);
+		return 0;
+	}
+	ret = 0;
+	if (old.key.type != NM_KV_T_SERVICE || !old.svc.n_backends)
+		goto out;
+	v = realloc(s->backends,
+		    (n_new + old.svc.n_backends) * sizeof(*s->backends));
+	if (!v) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	s->backends = v;
+	for (i = 0; i < old.svc.n_backends; i++) {
+		ob = &old.svc.backends[i];
+		e = grace_find(g, key, ob);
+		if (be_find(s->backends, n_new, ob)) {
+			/* Back (or never gone): no grace to run. */
+			if (e) {
+				log_be("is back", key, ob);
+				grace_drop(g, e);
+			}
+			continue;
+		}
+		if (be_find(s->backends + n_new, s->n_backends - n_new, ob))
+			continue; /* listed twice */
+		if (!e) {
+			e = grace_add(g, key, ob, r->now_ns);
+			if (!e) {
+				ret = -ENOMEM;
+				goto out;
+			}
+			log_be("kept terminating: its endpoint is gone", key,
+			       ob);
+		}
+		/* Seen: the entry lives while the record holds the backend. */
+		e->round = g->round;
+		if (r->now_ns - e->first_missing_ns >= g->period_ns) {
+			log_be("removed: its grace ran out", key, ob);
+			continue;
+		}
+		if (s->n_backends >= NM_KV_BACKENDS_MAX) {
+			r->st->dropped++;
+			continue;
+		}
+		/* The node string moves over; old's copy must not free it. */
+		s->backends[s->n_backends] = *ob;
+		s->backends[s->n_backends].state = NM_BE_TERMINATING;
+		s->n_backends++;
+		ob->node = NULL;
+		r->st->graced++;
+	}
+	qsort(s->backends, s->n_backends, sizeof(*s->backends),
+	      nm_meshsvc_backend_cmp);
+out:
+	nm_kv_record_free(&old);
+	return ret;
+}
+
 static int export_one(struct round *r, const struct nm_meshsvc_stored *m)
 {
 	char key[NM_KV_KEY_MAX + 1], mark[NM_KV_KEY_MAX + 1];
@@ -338,6 +535,11 @@ static int export_one(struct round *r, const struct nm_meshsvc_stored *m)
 		r->st->dropped += dropped;
 		pr_warn("MeshService %s/%s selects more than %u backends: %zu left out",
 			m->svc.ns, m->svc.name, NM_KV_BACKENDS_MAX, dropped);
+	}
+	ret = keep_missing(r, key, mark, &rec);
+	if (ret) {
+		nm_kv_record_free(&rec);
+		return nomem(r->err, "export MeshServices");
 	}
 	ret = nm_kv_encode(r->ctx, &rec, &ekey, &val, &len, why, sizeof(why));
 	nm_kv_record_free(&rec);
@@ -413,16 +615,31 @@ drop_mark:
 }
 
 int nm_meshsvc_sync(struct nm_etcd *c, const struct nm_kv_ctx *ctx,
+		    struct nm_meshsvc_grace *grace,
 		    struct nm_meshsvc_sync_stats *st, struct nm_etcd_err *err)
 {
 	char dir[NM_KV_KEY_MAX + 1];
 	struct nm_meshsvc_stored_set man = {};
-	struct round r = { .c = c, .ctx = ctx, .st = st, .err = err };
+	struct round r = {
+		.c = c, .ctx = ctx, .grace = grace, .st = st, .err = err
+	};
+	struct timespec ts;
 	__s64 rev = 0;
 	size_t i;
 	int ret;
 
 	memset(st, 0, sizeof(*st));
+	if (grace) {
+		if (clock_gettime(CLOCK_MONOTONIC, &ts)) {
+			ret = -errno;
+			snprintf(err->msg, sizeof(err->msg),
+				 "failed to export MeshServices: clock: %s",
+				 strerror(errno));
+			return ret;
+		}
+		r.now_ns = (__u64)ts.tv_sec * 1000000000ULL + (__u64)ts.tv_nsec;
+		grace->round++;
+	}
 	/* One revision for every read: a consistent picture. */
 	ret = nm_meshsvc_load(c, ctx->prefix, 0, &man, &rev, err);
 	if (ret)
@@ -462,6 +679,9 @@ int nm_meshsvc_sync(struct nm_etcd *c, const struct nm_kv_ctx *ctx,
 		if (!r.keep[i])
 			unexport(&r, &r.marks.kv[i]);
 	}
+	/* Every manifest was seen: what no record holds has no grace to run. */
+	if (grace)
+		grace_gc(grace);
 	ret = r.ret;
 out_keep:
 	free(r.keep);

@@ -19,6 +19,16 @@
  * tool) are left alone, unless a manifest of the same name takes them
  * over. A manifest that does not parse leaves its record as it is: what
  * cannot be read is not taken as "gone". Mirrors skip <prefix>services/.
+ *
+ * The one thing a round remembers is the grace table: a backend our last
+ * record holds whose endpoint is gone stays in the record, terminating,
+ * for a grace period from the round that first missed it. A restarting
+ * agent revokes its lease and its endpoint records are gone for about a
+ * second; without the grace every node would drop those backends and
+ * reselect their established flows. The table lives in memory only: a
+ * new exporter starts with an empty one, so a backend the old exporter
+ * was already keeping gets a full grace again from the new one's first
+ * round (at most two periods in all).
  */
 #ifndef NM_AGENT_MESHSVC_KV_H
 #define NM_AGENT_MESHSVC_KV_H
@@ -64,18 +74,47 @@ struct nm_meshsvc_sync_stats {
 	size_t written; /* puts of this round */
 	size_t deleted; /* deletes of this round */
 	size_t dropped; /* backends past NM_KV_BACKENDS_MAX, left out */
+	size_t graced; /* backends kept terminating: their endpoint is gone */
 	char refusal[NM_KV_ERR_LEN]; /* the first refusal; "" when none */
 };
+
+/* A backend of a record whose endpoint went, and since when. */
+struct nm_meshsvc_grace_ent {
+	char *key; /* the service record's */
+	__be32 ip;
+	__be16 port;
+	__u8 proto;
+	__u64 first_missing_ns; /* CLOCK_MONOTONIC */
+	__u64 round; /* last round that saw it missing */
+};
+
+/*
+ * The exporter's grace table, owned by its caller and kept across rounds:
+ * initialise with { .period_ns = ... } (0: no grace, a backend goes with
+ * its endpoint). An entry goes when its backend comes back, when its
+ * record no longer holds it (the grace ran out, or its manifest went).
+ */
+struct nm_meshsvc_grace {
+	__u64 period_ns;
+	__u64 round;
+	struct nm_meshsvc_grace_ent *v;
+	size_t n, cap;
+};
+
+/* Forget every entry; the period stays. */
+void nm_meshsvc_grace_reset(struct nm_meshsvc_grace *g);
 
 /*
  * One exporter round for the cluster of @ctx: read the manifests, the
  * cluster's endpoint records, its service records and the marks at one
  * revision, put each record whose document changed (no lease; its mark
  * first) and delete the marked ones whose manifest is gone (then their
- * marks). Nothing is written when a read fails. Returns 0 or the first
- * error, with @err saying what failed; @st is filled either way.
+ * marks). Nothing is written when a read fails. @grace (NULL: none) keeps
+ * vanished backends terminating, see above. Returns 0 or the first error,
+ * with @err saying what failed; @st is filled either way.
  */
 int nm_meshsvc_sync(struct nm_etcd *c, const struct nm_kv_ctx *ctx,
+		    struct nm_meshsvc_grace *grace,
 		    struct nm_meshsvc_sync_stats *st, struct nm_etcd_err *err);
 
 #endif /* NM_AGENT_MESHSVC_KV_H */

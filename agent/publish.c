@@ -72,6 +72,7 @@ struct nm_publisher {
 	/* cni.json's last read error, logged once */
 	char pods_error[NM_ETCD_ERR_MAX];
 	char export_refusal[NM_KV_ERR_LEN]; /* logged once */
+	struct nm_meshsvc_grace grace; /* the exporter's, while we lead */
 };
 
 static __u64 mono_ms(void)
@@ -565,8 +566,9 @@ static int publish_diff(struct nm_publisher *p, struct pub_set *want,
 /*
  * Run by the heartbeat writer only: one exporter per cluster, and when the
  * writer dies another node takes the heartbeat, and so the exports, within
- * the lease TTL. A round keeps no state (agent/meshsvc_kv.h): the new
- * writer reconciles whatever the old one left.
+ * the lease TTL. A round keeps no state but the grace table
+ * (agent/meshsvc_kv.h): the new writer reconciles whatever the old one
+ * left, starting with an empty table.
  */
 static void export_services(struct nm_publisher *p)
 {
@@ -574,7 +576,7 @@ static void export_services(struct nm_publisher *p)
 	struct nm_etcd_err err = {};
 	int ret;
 
-	ret = nm_meshsvc_sync(p->etcd, &p->ctx, &st, &err);
+	ret = nm_meshsvc_sync(p->etcd, &p->ctx, &p->grace, &st, &err);
 	if (ret) {
 		pr_warn("%s", err.msg);
 		note_error(p, err.msg);
@@ -638,6 +640,9 @@ static void *record_thread(void *arg)
 		if (!leader)
 			p->stats.services = p->stats.services_refused = 0;
 		pthread_mutex_unlock(&p->lock);
+		/* Stale first-missing times must not cut a later grace short. */
+		if (!leader)
+			nm_meshsvc_grace_reset(&p->grace);
 		if (leader)
 			export_services(p);
 
@@ -795,6 +800,7 @@ static void publisher_free(struct nm_publisher *p)
 	size_t i;
 
 	pub_set_free(&p->published);
+	nm_meshsvc_grace_reset(&p->grace);
 	for (i = 0; i < p->n_ids; i++)
 		free(p->ids[i].canon);
 	free(p->ids);
@@ -895,6 +901,8 @@ int nm_publish_start(const struct nm_publish_conf *conf,
 		ret = -EINVAL;
 		goto err_free;
 	}
+	/* A dead node's endpoints go with its lease: one TTL is consistent. */
+	p->grace.period_ns = (__u64)p->ttl_s * 1000000000ULL;
 
 	ret = pthread_create(&p->lease_thr, NULL, lease_thread, p);
 	if (ret) {

@@ -5,7 +5,8 @@
  * (and nothing when it is refused), an exporter round turns it into the
  * cluster's service record from the endpoint records, a drained endpoint
  * becomes a terminating backend, a deleted manifest takes its record with
- * it, and a round writes nothing when nothing changed. Each test uses a
+ * it, and a round writes nothing when nothing changed; a backend whose
+ * endpoint vanishes stays terminating for the grace period. Each test uses a
  * kvstore prefix of its own on the shared etcd.
  */
 #define _GNU_SOURCE
@@ -191,15 +192,21 @@ static int get_export(struct fx *f, const char *ns, const char *name,
 	return ret;
 }
 
-static bool sync_ok(struct fx *f, struct nm_meshsvc_sync_stats *st)
+static bool sync_grace(struct fx *f, struct nm_meshsvc_grace *g,
+		       struct nm_meshsvc_sync_stats *st)
 {
 	struct nm_etcd_err err = {};
 
-	if (!ASSERT_OK(nm_meshsvc_sync(f->c, &f->ctx, st, &err), "sync")) {
+	if (!ASSERT_OK(nm_meshsvc_sync(f->c, &f->ctx, g, st, &err), "sync")) {
 		printf("# %s\n", err.msg);
 		return false;
 	}
 	return true;
+}
+
+static bool sync_ok(struct fx *f, struct nm_meshsvc_sync_stats *st)
+{
+	return sync_grace(f, NULL, st);
 }
 
 #define WEB                                                           \
@@ -305,6 +312,141 @@ static void test_export_follows_manifest_and_pods(void)
 	ASSERT_EQ(count_keys(&f, "t-export/services/exported/"), 0,
 		  "and its mark");
 out:
+	fx_close(&f);
+}
+
+static bool del_endpoint(struct fx *f, const char *ns, const char *name)
+{
+	char key[NM_KV_KEY_MAX + 1];
+	int n;
+
+	n = snprintf(key, sizeof(key), "%sstate/endpoints/v1/%s/%s/%s",
+		     f->prefix, CLUSTER, ns, name);
+	if (!ASSERT_TRUE(n > 0 && (size_t)n < sizeof(key), "endpoint key"))
+		return false;
+	return ASSERT_OK(nm_etcd_delete(f->c, key, false, NULL, NULL, NULL),
+			 "delete endpoint");
+}
+
+/* The state of @ip's backend in @ns/@name's record; -1 when absent. */
+static int be_state(struct fx *f, const char *ns, const char *name,
+		    const char *ip)
+{
+	struct nm_kv_record rec;
+	__be32 a;
+	int state = -1;
+	size_t i;
+
+	if (!ASSERT_EQ(inet_pton(AF_INET, ip, &a), 1, "address") ||
+	    !ASSERT_OK(get_export(f, ns, name, &rec, NULL), "export"))
+		return -2;
+	for (i = 0; i < rec.svc.n_backends; i++) {
+		if (rec.svc.backends[i].ip == a)
+			state = rec.svc.backends[i].state;
+	}
+	nm_kv_record_free(&rec);
+	return state;
+}
+
+/*
+ * An endpoint record that vanishes (its agent restarting, lease revoked)
+ * leaves its backend terminating for the grace period, then it goes; one
+ * that comes back within it is active again and its grace entry cleared.
+ */
+static void test_grace_for_vanished_endpoints(void)
+{
+	struct nm_meshsvc_grace g = { .period_ns = 1000000000ULL };
+	struct nm_meshsvc_sync_stats st;
+	struct nm_kv_record rec;
+	__s64 rev0, rev1;
+	struct fx f;
+
+	if (!fx_open(&f, "grace"))
+		return;
+	if (!put_endpoint(&f, "shop", "web-1", "10.1.0.5", "web",
+			  NM_BE_ACTIVE) ||
+	    !put_endpoint(&f, "shop", "web-2", "10.1.0.6", "web",
+			  NM_BE_ACTIVE) ||
+	    !put_manifest(&f, "shop", "web", WEB) || !sync_grace(&f, &g, &st))
+		goto out;
+	ASSERT_EQ(be_state(&f, "shop", "web", "10.1.0.6"), NM_BE_ACTIVE,
+		  "10.1.0.6 exported active");
+
+	/* web-2's agent restarts: its endpoint record is gone for a while. */
+	if (!del_endpoint(&f, "shop", "web-2") || !sync_grace(&f, &g, &st))
+		goto out;
+	ASSERT_EQ(st.written, 1, "written: the backend turned terminating");
+	ASSERT_EQ(st.graced, 1, "graced");
+	ASSERT_EQ(g.n, 1, "one grace entry");
+	if (!ASSERT_OK(get_export(&f, "shop", "web", &rec, &rev0), "export"))
+		goto out;
+	if (ASSERT_EQ(rec.svc.n_backends, 2, "both backends still there")) {
+		ASSERT_EQ(rec.svc.backends[0].state, NM_BE_ACTIVE,
+			  "10.1.0.5 active");
+		ASSERT_EQ(ntohl(rec.svc.backends[1].ip), 0x0a010006,
+			  "sorted: 10.1.0.6 second");
+		ASSERT_EQ(rec.svc.backends[1].state, NM_BE_TERMINATING,
+			  "10.1.0.6 terminating");
+		ASSERT_EQ(ntohs(rec.svc.backends[1].port), 8080, "its port");
+	}
+	nm_kv_record_free(&rec);
+	/* Within the grace nothing changes, nothing is written. */
+	if (!sync_grace(&f, &g, &st) ||
+	    !ASSERT_OK(get_export(&f, "shop", "web", &rec, &rev1), "export"))
+		goto out;
+	nm_kv_record_free(&rec);
+	ASSERT_EQ(st.written, 0, "written within the grace");
+	ASSERT_EQ(rev1, rev0, "record untouched within the grace");
+
+	/* It comes back: active again, the entry cleared. */
+	if (!put_endpoint(&f, "shop", "web-2", "10.1.0.6", "web",
+			  NM_BE_ACTIVE) ||
+	    !sync_grace(&f, &g, &st))
+		goto out;
+	ASSERT_EQ(st.graced, 0, "nothing graced");
+	ASSERT_EQ(g.n, 0, "grace entry cleared");
+	ASSERT_EQ(be_state(&f, "shop", "web", "10.1.0.6"), NM_BE_ACTIVE,
+		  "10.1.0.6 active again");
+
+	/* Gone for good: terminating, then removed once the grace ran out. */
+	if (!del_endpoint(&f, "shop", "web-2") || !sync_grace(&f, &g, &st))
+		goto out;
+	ASSERT_EQ(be_state(&f, "shop", "web", "10.1.0.6"), NM_BE_TERMINATING,
+		  "10.1.0.6 terminating again");
+	usleep(1100 * 1000);
+	if (!sync_grace(&f, &g, &st))
+		goto out;
+	ASSERT_EQ(st.written, 1, "written: the grace ran out");
+	ASSERT_EQ(st.graced, 0, "nothing graced after the grace");
+	ASSERT_EQ(be_state(&f, "shop", "web", "10.1.0.6"), -1, "10.1.0.6 gone");
+	ASSERT_EQ(be_state(&f, "shop", "web", "10.1.0.5"), NM_BE_ACTIVE,
+		  "10.1.0.5 stays");
+	if (!sync_grace(&f, &g, &st))
+		goto out;
+	ASSERT_EQ(st.written, 0, "and stays gone");
+	ASSERT_EQ(g.n, 0, "its entry dropped");
+
+	/* A drained pod keeps its endpoint: no grace entry for it. */
+	if (!put_endpoint(&f, "shop", "web-1", "10.1.0.5", "web",
+			  NM_BE_TERMINATING) ||
+	    !sync_grace(&f, &g, &st))
+		goto out;
+	ASSERT_EQ(g.n, 0, "no entry for a drained pod");
+	ASSERT_EQ(st.graced, 0, "a drained pod is not graced");
+
+	/* The manifest goes: its record at once, its entries with it. */
+	if (!del_endpoint(&f, "shop", "web-1") || !sync_grace(&f, &g, &st) ||
+	    !ASSERT_EQ(g.n, 1, "web-1 graced"))
+		goto out;
+	if (!ASSERT_OK(nm_etcd_delete(f.c, "t-grace/services/v1/shop/web",
+				      false, NULL, NULL, NULL),
+		       "delete manifest") ||
+	    !sync_grace(&f, &g, &st))
+		goto out;
+	ASSERT_EQ(st.deleted, 1, "record deleted");
+	ASSERT_EQ(g.n, 0, "entries dropped with the manifest");
+out:
+	nm_meshsvc_grace_reset(&g);
 	fx_close(&f);
 }
 
@@ -621,6 +763,7 @@ int main(void)
 {
 	static const struct nm_test tests[] = {
 		NM_TEST(test_export_follows_manifest_and_pods),
+		NM_TEST(test_grace_for_vanished_endpoints),
 		NM_TEST(test_refusals_and_ownership),
 		NM_TEST(test_ctl_apply_delete),
 	};
