@@ -44,10 +44,12 @@ int nm_from_pod(struct __sk_buff *skb)
 	int ret;
 
 	reason = nm_parse(skb, &pkt);
+	if (reason == NM_PARSE_L4)
+		nm_ct_key_pkt(&key, &pkt, NM_CT_FORWARD);
+	reason = nm_source_check(skb, reason);
 	if (reason != NM_PARSE_L4)
 		goto route;
 
-	nm_ct_key_pkt(&key, &pkt, NM_CT_FORWARD);
 	svc = nm_lb_lookup_svc(&pkt);
 	if (svc)
 		reason = nm_svc_forward(skb, &pkt, svc, nm_cfg_maglev_m, &key,

@@ -43,6 +43,7 @@ enum nm_reason {
 	NM_DROP_NO_TUNNEL_KEY = 27, /* overlay: no tunnel metadata on the packet */
 	NM_DROP_NO_ENDPOINT = 28, /* overlay: destination is no pod here */
 	NM_DROP_DELIVERY = 29, /* overlay: MAC rewrite or redirect failed */
+	NM_DROP_SPOOFED = 30, /* from-pod: source is another pod's address */
 	NM_REASON_MAX = 32,
 };
 

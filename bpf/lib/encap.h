@@ -20,6 +20,7 @@
 
 #include "bpf/lib/maps.h"
 #include "bpf/lib/ipcache.h"
+#include "bpf/lib/parse.h"
 
 #define NM_TUNNEL_TTL 64
 
@@ -44,6 +45,28 @@ static __always_inline int nm_load_addrs(struct __sk_buff *skb, __be32 *saddr,
 	*saddr = a[0];
 	*daddr = a[1];
 	return 0;
+}
+
+/*
+ * From-pod: a pod speaks with its own address only. One that belongs to
+ * another pod's veth would borrow that pod's identity: its egress policy
+ * here, its VNI on the wire. Returns @reason, or NM_DROP_SPOOFED.
+ * Addresses of no endpoint stay as they are (unmanaged).
+ */
+static __always_inline __u32 nm_source_check(struct __sk_buff *skb,
+					     __u32 reason)
+{
+	struct nm_endpoint_val *ep;
+	__be32 saddr, daddr;
+
+	if (reason != NM_PARSE_L4 && !nm_reason_routable(reason))
+		return reason;
+	if (nm_load_addrs(skb, &saddr, &daddr))
+		return reason;
+	ep = nm_endpoint_lookup(saddr);
+	if (ep && ep->ifindex != skb->ifindex)
+		return NM_DROP_SPOOFED;
+	return reason;
 }
 
 static __always_inline struct nm_tunnel_val *nm_tunnel(void)

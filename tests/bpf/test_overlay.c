@@ -168,6 +168,39 @@ out:
 	fx_teardown(&f);
 }
 
+/*
+ * A pod sending with another pod's address would carry that pod's
+ * identity abroad: dropped at from-pod, before any policy or tunnel.
+ */
+static void spoofed_source_is_dropped(void)
+{
+	struct nm_endpoint_key key = { .addr = CLIENT };
+	struct nm_endpoint_val val = {};
+	struct run r;
+	struct fx f;
+
+	if (!setup(&f))
+		goto out;
+	if (!set_remote_pod(&f, REMOTE_POD, ID_REMOTE, NODE_B) ||
+	    !syn(&f, REMOTE_POD, DPORT, &r))
+		goto out;
+	ASSERT_EQ(r.verdict, TC_ACT_REDIRECT, "own address: sent");
+	/* CLIENT now lives behind another veth than the one sending. */
+	if (!ASSERT_OK(bpf_map_lookup_elem(f.endpoints, &key, &val),
+		       "read endpoint"))
+		goto out;
+	val.ifindex = 4242;
+	if (!ASSERT_OK(bpf_map_update_elem(f.endpoints, &key, &val, BPF_ANY),
+		       "move endpoint") ||
+	    !syn(&f, REMOTE_POD, DPORT, &r))
+		goto out;
+	ASSERT_EQ(r.verdict, TC_ACT_SHOT, "another pod's address: dropped");
+	ASSERT_EQ(metric(&f, NM_DROP_SPOOFED), 1, "counted as spoofed");
+	ASSERT_EQ(metric(&f, NM_REASON_ENCAP), 1, "only the first encapsulated");
+out:
+	fx_teardown(&f);
+}
+
 /* The overlay object on the fixture's (unpinned) maps. */
 static struct overlay *overlay_load(struct fx *f)
 {
@@ -230,6 +263,7 @@ static const struct nm_test tests[] = {
 	NM_TEST(service_to_remote_backend_is_dnated_then_encapsulated),
 	NM_TEST(policy_drop_is_not_encapsulated),
 	NM_TEST(overlay_without_tunnel_key_is_dropped),
+	NM_TEST(spoofed_source_is_dropped),
 };
 
 int main(void)

@@ -200,7 +200,8 @@ bool set_endpoint(struct fx *f, __be32 addr, __u32 ep_id, __u64 identity,
 	memset(&val, 0, sizeof(val));
 	key.addr = addr;
 	val.identity = identity;
-	val.ifindex = 100 + ep_id;
+	/* BPF_PROG_TEST_RUN runs packets as if from lo: the pod's veth. */
+	val.ifindex = 1;
 	val.endpoint_id = ep_id;
 	val.flags = flags;
 	err = bpf_map_update_elem(f->endpoints, &key, &val, BPF_ANY);
