@@ -859,31 +859,30 @@ int nm_cni_pod_ident(const struct nm_cni_args *args, const char *container_id,
 	return 0;
 }
 
-/* Add string @val as @key to @o; false when out of memory. */
-static bool add_str(json_object *o, const char *key, const char *val)
+/*
+ * Add @v as @key to @o, which then owns it; false when out of memory (@v
+ * NULL: its allocation failed), and @v is dropped.
+ */
+static bool add_obj(json_object *o, const char *key, json_object *v)
 {
-	json_object *s = json_object_new_string(val);
-
-	if (!s)
+	if (!v)
 		return false;
-	if (json_object_object_add(o, key, s)) {
-		json_object_put(s);
+	if (json_object_object_add(o, key, v)) {
+		json_object_put(v);
 		return false;
 	}
 	return true;
 }
 
+/* Add string @val as @key to @o; false when out of memory. */
+static bool add_str(json_object *o, const char *key, const char *val)
+{
+	return add_obj(o, key, json_object_new_string(val));
+}
+
 static bool add_int(json_object *o, const char *key, int val)
 {
-	json_object *i = json_object_new_int(val);
-
-	if (!i)
-		return false;
-	if (json_object_object_add(o, key, i)) {
-		json_object_put(i);
-		return false;
-	}
-	return true;
+	return add_obj(o, key, json_object_new_int(val));
 }
 
 /* Serialise @o into a malloc'd string and drop @o. */
@@ -955,12 +954,8 @@ char *nm_cni_ep_request_json(const struct nm_cni_ep_req *r)
 	if (!o)
 		return NULL;
 	l = json_object_new_object();
-	if (!l)
+	if (!add_obj(o, "labels", l))
 		goto err;
-	if (json_object_object_add(o, "labels", l)) {
-		json_object_put(l);
-		goto err;
-	}
 	for (i = 0; i < r->labels->n; i++) {
 		if (!add_str(l, r->labels->v[i].key, r->labels->v[i].value))
 			goto err;

@@ -6,6 +6,7 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <net/if.h>
 #include <stdarg.h>
@@ -13,9 +14,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "agent/config.h"
 #include "agent/kvstore.h"
+#include "agent/log.h"
 #include "agent/maglev.h"
 #include "agent/state.h"
 #include "agent/ywalk.h"
@@ -1110,4 +1113,34 @@ void nm_remote_diff_free(struct nm_remote_diff *d)
 	free(d->removed);
 	free(d->changed);
 	memset(d, 0, sizeof(*d));
+}
+
+int nm_read_password_file(const char *path, char **out)
+{
+	char buf[1024];
+	ssize_t n;
+	int fd, err = 0;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		err = -errno;
+		pr_warn("failed to open password file %s: %s", path,
+			strerror(-err));
+		return err;
+	}
+	n = read(fd, buf, sizeof(buf) - 1);
+	if (n < 0) {
+		err = -errno;
+		pr_warn("failed to read password file %s: %s", path,
+			strerror(-err));
+		goto out;
+	}
+	buf[n] = '\0';
+	buf[strcspn(buf, "\r\n")] = '\0';
+	*out = strdup(buf);
+	if (!*out)
+		err = -ENOMEM;
+out:
+	close(fd);
+	return err;
 }

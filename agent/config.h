@@ -176,4 +176,10 @@ int nm_remote_diff(const struct nm_remote_set *old,
 		   const struct nm_remote_set *new, struct nm_remote_diff *out);
 void nm_remote_diff_free(struct nm_remote_diff *d);
 
+/*
+ * The first line of password file @path (the first KiB read), malloc'd in
+ * *@out; failures are logged.
+ */
+int nm_read_password_file(const char *path, char **out);
+
 #endif /* NM_AGENT_CONFIG_H */

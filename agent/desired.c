@@ -526,19 +526,6 @@ out:
 	return err;
 }
 
-/* A service the sink programmed: backends, each tagged with a cluster. */
-static bool svc_from_kvstore(const struct nm_svc_info *svc)
-{
-	size_t i;
-
-	if (!svc->n_backends)
-		return false;
-	for (i = 0; i < svc->n_backends; i++)
-		if (!svc->backends[i].val.cluster_id)
-			return false;
-	return true;
-}
-
 static __u32 n_active(const struct nm_merge_be *be, size_t n)
 {
 	__u32 a = 0;
@@ -744,7 +731,7 @@ static int cmp_services(const struct nm_desired *want,
 		c = !w ? 1 : !h ? -1 : fe_cmp(&w->fe, &h->fe);
 		if (c > 0) {
 			/* 'nodemeshctl service upsert' owns the rest. */
-			if (svc_from_kvstore(h)) {
+			if (nm_svc_from_kvstore(h)) {
 				d = diff_add(out, NM_DIFF_SERVICES,
 					     NM_DIFF_STALE, NM_DIFF_W_ENTRY);
 				if (!d)

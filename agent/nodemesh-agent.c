@@ -156,37 +156,6 @@ static __u64 mono_ns(void)
 	return (__u64)ts.tv_sec * 1000000000ULL + (__u64)ts.tv_nsec;
 }
 
-/* A password file's first line, malloc'd. */
-static int read_password(const char *path, char **out)
-{
-	char buf[1024];
-	ssize_t n;
-	int fd, err = 0;
-
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		err = -errno;
-		pr_warn("failed to open password file %s: %s", path,
-			strerror(-err));
-		return err;
-	}
-	n = read(fd, buf, sizeof(buf) - 1);
-	if (n < 0) {
-		err = -errno;
-		pr_warn("failed to read password file %s: %s", path,
-			strerror(-err));
-		goto out;
-	}
-	buf[n] = '\0';
-	buf[strcspn(buf, "\r\n")] = '\0';
-	*out = strdup(buf);
-	if (!*out)
-		err = -ENOMEM;
-out:
-	close(fd);
-	return err;
-}
-
 /* nm_etcd_config pointing into @e; @password read by the caller. */
 static void etcd_config(const struct nm_etcd_conf *e, const char *password,
 			struct nm_etcd_config *out)
@@ -230,7 +199,7 @@ static int cluster_start(struct agent *a, struct cluster *c,
 	free(c->password);
 	c->password = NULL;
 	if (e->password_file) {
-		ret = read_password(e->password_file, &c->password);
+		ret = nm_read_password_file(e->password_file, &c->password);
 		if (ret) {
 			snprintf(c->start_err, sizeof(c->start_err),
 				 "failed to read password file %s: %s",
@@ -705,45 +674,21 @@ static double m_hb_age(const struct cl_snap *s)
 	return s->now_ns > hb ? (s->now_ns - hb) / 1e9 : 0;
 }
 
-static double m_connected(const struct cl_snap *s)
-{
-	return s->st.connected;
-}
+/* A sample that is one of the mirror's counters or flags as it stands. */
+#define MIRROR_STAT(field)                               \
+	static double m_##field(const struct cl_snap *s) \
+	{                                                \
+		return s->st.field;                      \
+	}
 
-static double m_synced(const struct cl_snap *s)
-{
-	return s->st.synced;
-}
-
-static double m_records(const struct cl_snap *s)
-{
-	return s->st.records;
-}
-
-static double m_rejected(const struct cl_snap *s)
-{
-	return s->st.rejected;
-}
-
-static double m_apply_errors(const struct cl_snap *s)
-{
-	return s->st.apply_errors;
-}
-
-static double m_pending(const struct cl_snap *s)
-{
-	return s->st.pending;
-}
-
-static double m_relists(const struct cl_snap *s)
-{
-	return s->st.relists;
-}
-
-static double m_reconnects(const struct cl_snap *s)
-{
-	return s->st.reconnects;
-}
+MIRROR_STAT(connected)
+MIRROR_STAT(synced)
+MIRROR_STAT(records)
+MIRROR_STAT(rejected)
+MIRROR_STAT(apply_errors)
+MIRROR_STAT(pending)
+MIRROR_STAT(relists)
+MIRROR_STAT(reconnects)
 
 static const struct cl_metric cl_metrics[] = {
 	{ "nodemesh_cluster_reachable", "gauge",
@@ -1578,8 +1523,8 @@ static int start_local(struct agent *a)
 	int ret;
 
 	if (a->cfg.etcd.password_file) {
-		ret = read_password(a->cfg.etcd.password_file,
-				    &a->etcd_password);
+		ret = nm_read_password_file(a->cfg.etcd.password_file,
+					    &a->etcd_password);
 		if (ret)
 			return ret;
 	}

@@ -402,18 +402,25 @@ out:
 	return ret;
 }
 
-static int cmd_del(struct invocation *inv, struct nm_cni_error *e)
+/* @method on @inv's endpoint, without a body; *@path freed by the caller. */
+static int endpoint_call(const struct invocation *inv, const char *method,
+			 char **path, struct reply *r, struct nm_cni_error *e)
 {
-	struct reply r = {};
-	char *path;
-	int ret;
-
-	path = endpoint_path(inv->env.container_id, inv->env.ifname);
-	if (!path)
+	*path = endpoint_path(inv->env.container_id, inv->env.ifname);
+	if (!*path)
 		return nm_cni_err(
 			e, NM_CNI_E_IO,
 			"failed to build the endpoint path: out of memory");
-	ret = agent_call(inv->conf.agent_socket, "DELETE", path, NULL, &r, e);
+	return agent_call(inv->conf.agent_socket, method, *path, NULL, r, e);
+}
+
+static int cmd_del(struct invocation *inv, struct nm_cni_error *e)
+{
+	struct reply r = {};
+	char *path = NULL;
+	int ret;
+
+	ret = endpoint_call(inv, "DELETE", &path, &r, e);
 	if (ret)
 		goto out;
 	/* Unknown is gone already: DEL is idempotent. */
@@ -438,12 +445,7 @@ static int cmd_check(struct invocation *inv, struct nm_cni_error *e)
 	ret = nm_cni_prev_parse(inv->conf.prev, inv->env.ifname, &prev, e);
 	if (ret)
 		return ret;
-	path = endpoint_path(inv->env.container_id, inv->env.ifname);
-	if (!path)
-		return nm_cni_err(
-			e, NM_CNI_E_IO,
-			"failed to build the endpoint path: out of memory");
-	ret = agent_call(inv->conf.agent_socket, "GET", path, NULL, &r, e);
+	ret = endpoint_call(inv, "GET", &path, &r, e);
 	if (ret)
 		goto out;
 	if (r.status == 404) {

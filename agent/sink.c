@@ -1973,19 +1973,6 @@ out:
 	return err;
 }
 
-/* A service the sink programmed: backends, each tagged with a cluster. */
-static bool svc_from_kvstore(const struct nm_svc_info *svc)
-{
-	size_t i;
-
-	if (!svc->n_backends)
-		return false;
-	for (i = 0; i < svc->n_backends; i++)
-		if (!svc->backends[i].val.cluster_id)
-			return false;
-	return true;
-}
-
 static int sweep_services(struct nm_sink *s, size_t *swept)
 {
 	struct nm_svc_list list = {};
@@ -2003,7 +1990,7 @@ static int sweep_services(struct nm_sink *s, size_t *swept)
 	for (i = 0; i < list.n; i++) {
 		const struct nm_svc_info *svc = &list.svcs[i];
 
-		if (fe_held(s, &svc->fe) || !svc_from_kvstore(svc))
+		if (fe_held(s, &svc->fe) || !nm_svc_from_kvstore(svc))
 			continue;
 		/*
 		 * A 'service upsert' between the list and this delete would

@@ -107,6 +107,39 @@ static void addr_port_str(__be32 addr, __be16 port, char *buf, size_t len)
 	snprintf(buf, len, "%s:%u", a, ntohs(port));
 }
 
+bool nm_svc_from_kvstore(const struct nm_svc_info *svc)
+{
+	size_t i;
+
+	if (!svc->n_backends)
+		return false;
+	for (i = 0; i < svc->n_backends; i++)
+		if (!svc->backends[i].val.cluster_id)
+			return false;
+	return true;
+}
+
+int nm_svc_maglev_read(const struct nm_maps *maps, __u32 t, __u32 *keys,
+		       __u32 *out)
+{
+	LIBBPF_OPTS(bpf_map_batch_opts, bopts);
+	__u32 m = maps->cfg.maglev_m, count = m, prev = t * m - 1, next, i;
+	int err;
+
+	err = bpf_map_lookup_batch(maps->maglev, t ? &prev : NULL, &next, keys,
+				   out, &count, &bopts);
+	/* ENOENT just means the batch reached the end of the array. */
+	if ((!err || errno == ENOENT) && count == m && keys[0] == t * m)
+		return 0;
+	for (i = 0; i < m; i++) {
+		struct nm_maglev_key key = { .index = t * m + i };
+
+		if (bpf_map_lookup_elem(maps->maglev, &key, &out[i]))
+			return -errno;
+	}
+	return 0;
+}
+
 /* Write @m ids at table @table_id: one batch, or one by one if unsupported. */
 static int write_table(const struct nm_maps *maps, __u32 table_id,
 		       const __u32 *table)

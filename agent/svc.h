@@ -82,6 +82,19 @@ struct nm_svc_list {
 int nm_svc_list(const struct nm_maps *maps, struct nm_svc_list *out);
 void nm_svc_list_free(struct nm_svc_list *list);
 
+/*
+ * A service the map sink programmed: it has backends, each tagged with a
+ * cluster (what the sink sweeps and what diff compares).
+ */
+bool nm_svc_from_kvstore(const struct nm_svc_info *svc);
+/*
+ * Maglev table @t (maps->cfg.maglev_m slots) into @out, with @keys as
+ * scratch of as many slots: one batch, or slot by slot. Returns -errno of
+ * a slot that cannot be read, not logged: the caller says what it read for.
+ */
+int nm_svc_maglev_read(const struct nm_maps *maps, __u32 t, __u32 *keys,
+		       __u32 *out);
+
 /* Convert between the map key and the parsed frontend. */
 void nm_svc_key_from_frontend(const struct nm_frontend *fe,
 			      struct nm_svc_key *key);

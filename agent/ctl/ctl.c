@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * What every nodemeshctl command group shares: option parsing, output
- * helpers, pinned-map helpers and the node context.
+ * helpers, pinned-map helpers, the node context and the agent's API.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -11,6 +11,7 @@
 #include <arpa/inet.h>
 
 #include <bpf/bpf.h>
+#include <curl/curl.h>
 
 #include "agent/ctl/ctl.h"
 #include "agent/labels.h"
@@ -164,6 +165,7 @@ const char *reason_name(__u32 r)
 		[NM_DROP_NO_TUNNEL_KEY] = "drop_no_tunnel_key",
 		[NM_DROP_NO_ENDPOINT] = "drop_no_endpoint",
 		[NM_DROP_DELIVERY] = "drop_delivery",
+		[NM_DROP_SPOOFED] = "drop_spoofed",
 	};
 
 	return r < NM_REASON_MAX && names[r] ? names[r] : NULL;
@@ -439,5 +441,81 @@ int resync(struct node_ctx *n, const struct nm_ep_rec *pending,
 	err = nm_policy_sync(&n->maps, &n->st, &n->ids, &set, pending, stats,
 			     NULL);
 	nm_policy_set_free(&set);
+	return err;
+}
+
+/* ---- the agent's API ---------------------------------------------------- */
+
+#define CTL_API_REPLY_MAX (4U << 20)
+
+_Static_assert(CTL_API_WHY_MAX >= CURL_ERROR_SIZE, "why holds curl's error");
+
+static size_t api_collect(char *p, size_t sz, size_t nm, void *arg)
+{
+	struct ctl_reply *r = arg;
+	size_t n = sz * nm;
+	char *v;
+
+	if (r->len + n > CTL_API_REPLY_MAX)
+		return 0;
+	v = realloc(r->buf, r->len + n + 1);
+	if (!v)
+		return 0;
+	memcpy(v + r->len, p, n);
+	r->len += n;
+	v[r->len] = '\0';
+	r->buf = v;
+	return n;
+}
+
+int ctl_api_request(const char *sock, const char *method, const char *path,
+		    long timeout_ms, struct ctl_reply *r, char *why,
+		    size_t why_len)
+{
+	char url[512], cerr[CURL_ERROR_SIZE] = "";
+	CURLcode rc;
+	CURL *h;
+	int err = 0;
+
+	r->code = 0;
+	r->unreachable = false;
+	if (snprintf(url, sizeof(url), "http://localhost%s", path) >=
+	    (int)sizeof(url)) {
+		snprintf(why, why_len, "path too long");
+		return -ENAMETOOLONG;
+	}
+	h = curl_easy_init();
+	if (!h) {
+		snprintf(why, why_len, "curl init failed");
+		return -ENOMEM;
+	}
+	if (curl_easy_setopt(h, CURLOPT_UNIX_SOCKET_PATH, sock) ||
+	    curl_easy_setopt(h, CURLOPT_URL, url) ||
+	    curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method) ||
+	    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, api_collect) ||
+	    curl_easy_setopt(h, CURLOPT_WRITEDATA, r) ||
+	    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, cerr) ||
+	    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout_ms) ||
+	    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L) ||
+	    /* A POST without a body still says so: Content-Length: 0. */
+	    (!strcmp(method, "POST") &&
+	     curl_easy_setopt(h, CURLOPT_POSTFIELDS, ""))) {
+		snprintf(why, why_len, "curl setup failed");
+		err = -EINVAL;
+		goto out;
+	}
+	rc = curl_easy_perform(h);
+	if (rc != CURLE_OK) {
+		snprintf(why, why_len, "%s",
+			 cerr[0] ? cerr : curl_easy_strerror(rc));
+		r->unreachable = rc == CURLE_COULDNT_CONNECT;
+		err = -ECONNREFUSED;
+		goto out;
+	}
+	/* No status to read is judged like any status but 200. */
+	if (curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &r->code))
+		r->code = 0;
+out:
+	curl_easy_cleanup(h);
 	return err;
 }

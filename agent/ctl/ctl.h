@@ -148,6 +148,30 @@ struct nm_etcd;
 int ctl_etcd_open(const char *config, struct nm_agent_config *cfg,
 		  struct nm_etcd **out);
 
+/* ---- the agent's API (its unix socket) ---------------------------------- */
+
+/* A reply of the agent's API. */
+struct ctl_reply {
+	char *buf; /* the body, NUL-terminated, NULL when empty; caller frees */
+	size_t len;
+	long code; /* HTTP status, 0 when none was read */
+	bool unreachable; /* nothing answered on the socket */
+};
+
+/* Room for the reason ctl_api_request() gives. */
+#define CTL_API_WHY_MAX 288
+/* What to add to the reason when the reply is unreachable. */
+#define CTL_API_HINT " (is nodemesh-agent running? --socket PATH)"
+
+/*
+ * @method @path on the agent's API at @sock into @r (zeroed by the caller).
+ * Returns 0 once a reply came back, whatever its status (in r->code);
+ * else -errno with the reason in @why.
+ */
+int ctl_api_request(const char *sock, const char *method, const char *path,
+		    long timeout_ms, struct ctl_reply *r, char *why,
+		    size_t why_len);
+
 /* ---- commands: argv is what follows the command words ------------------- */
 
 int cmd_attach(int argc, char **argv);

@@ -12,7 +12,6 @@
  * every cluster is taken as reachable, and a note on stderr says so.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,7 +21,6 @@
 #include <netinet/in.h>
 
 #include <bpf/bpf.h>
-#include <curl/curl.h>
 #include <json-c/json.h>
 
 #include "agent/config.h"
@@ -41,7 +39,6 @@
 #define DIFF_FAILED 2
 
 #define DIFF_PAGE 5000 /* the mirror's page size */
-#define STATUS_MAX (4U << 20)
 
 /* One cluster: where to list it, and what the list gave. */
 struct dcluster {
@@ -81,69 +78,20 @@ struct diff_ctx {
 
 /* ---- the agent's view: node name, reachability -------------------------- */
 
-struct body {
-	char *buf;
-	size_t len;
-};
-
-static size_t collect(char *p, size_t sz, size_t nm, void *arg)
+/* GET /v1/status on @sock: a 200 with a body, else a reason in @why. */
+static int fetch_status(const char *sock, struct ctl_reply *r, char *why,
+			size_t len)
 {
-	struct body *b = arg;
-	size_t n = sz * nm;
-	char *v;
+	int err;
 
-	if (b->len + n > STATUS_MAX)
-		return 0;
-	v = realloc(b->buf, b->len + n + 1);
-	if (!v)
-		return 0;
-	memcpy(v + b->len, p, n);
-	b->len += n;
-	v[b->len] = '\0';
-	b->buf = v;
-	return n;
-}
-
-/* GET /v1/status on @sock; a reason in @why when it fails. */
-static int fetch_status(const char *sock, struct body *b, char *why, size_t len)
-{
-	char cerr[CURL_ERROR_SIZE] = "";
-	long code = 0;
-	CURLcode rc;
-	CURL *h;
-	int err = 0;
-
-	h = curl_easy_init();
-	if (!h) {
-		snprintf(why, len, "curl init failed");
-		return -ENOMEM;
+	err = ctl_api_request(sock, "GET", "/v1/status", 5000L, r, why, len);
+	if (err)
+		return err;
+	if (r->code != 200 || !r->buf) {
+		snprintf(why, len, "HTTP %ld", r->code);
+		return -EIO;
 	}
-	if (curl_easy_setopt(h, CURLOPT_UNIX_SOCKET_PATH, sock) ||
-	    curl_easy_setopt(h, CURLOPT_URL, "http://localhost/v1/status") ||
-	    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, collect) ||
-	    curl_easy_setopt(h, CURLOPT_WRITEDATA, b) ||
-	    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, cerr) ||
-	    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, 5000L) ||
-	    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L)) {
-		snprintf(why, len, "curl setup failed");
-		err = -EINVAL;
-		goto out;
-	}
-	rc = curl_easy_perform(h);
-	if (rc != CURLE_OK) {
-		snprintf(why, len, "%s",
-			 cerr[0] ? cerr : curl_easy_strerror(rc));
-		err = -ECONNREFUSED;
-		goto out;
-	}
-	if (curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code) ||
-	    code != 200 || !b->buf) {
-		snprintf(why, len, "HTTP %ld", code);
-		err = -EIO;
-	}
-out:
-	curl_easy_cleanup(h);
-	return err;
+	return 0;
 }
 
 static struct dcluster *cluster_find(struct diff_ctx *d, const char *name)
@@ -163,8 +111,8 @@ static struct dcluster *cluster_find(struct diff_ctx *d, const char *name)
 static void agent_view(struct diff_ctx *d, const char *sock)
 {
 	json_object *root = NULL, *arr, *c, *v;
-	struct body b = {};
-	char why[CURL_ERROR_SIZE + 32];
+	struct ctl_reply b = {};
+	char why[CTL_API_WHY_MAX];
 	size_t i, n;
 
 	if (fetch_status(sock, &b, why, sizeof(why))) {
@@ -224,37 +172,6 @@ out:
 
 /* ---- etcd: list and validate every cluster's records --------------------- */
 
-/* A password file's first line, malloc'd. */
-static int read_password(const char *path, char **out)
-{
-	char buf[1024];
-	ssize_t n;
-	int fd, err = 0;
-
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		err = -errno;
-		pr_warn("failed to open password file %s: %s", path,
-			strerror(-err));
-		return err;
-	}
-	n = read(fd, buf, sizeof(buf) - 1);
-	if (n < 0) {
-		err = -errno;
-		pr_warn("failed to read password file %s: %s", path,
-			strerror(-err));
-		goto out;
-	}
-	buf[n] = '\0';
-	buf[strcspn(buf, "\r\n")] = '\0';
-	*out = strdup(buf);
-	if (!*out)
-		err = -ENOMEM;
-out:
-	close(fd);
-	return err;
-}
-
 /* As the mirror's apply_put(): skip, reject, or keep the record. */
 static int list_cb(const struct nm_etcd_kv *kv, void *arg)
 {
@@ -312,7 +229,7 @@ static int list_cluster(struct dcluster *c)
 	int err;
 
 	if (c->etcd->password_file) {
-		err = read_password(c->etcd->password_file, &password);
+		err = nm_read_password_file(c->etcd->password_file, &password);
 		if (err)
 			return err;
 	}
@@ -443,33 +360,6 @@ static int walk_ip(const void *key, const void *val, size_t i, void *arg)
 	return 0;
 }
 
-/* Maglev table @t (M slots) into @out: one batch, or slot by slot. */
-static int read_table(const struct nm_maps *maps, __u32 t, __u32 *keys,
-		      __u32 *out)
-{
-	LIBBPF_OPTS(bpf_map_batch_opts, bopts);
-	__u32 m = maps->cfg.maglev_m, count = m, prev = t * m - 1, next, i;
-	int err;
-
-	err = bpf_map_lookup_batch(maps->maglev, t ? &prev : NULL, &next, keys,
-				   out, &count, &bopts);
-	/* ENOENT just means the batch reached the end of the array. */
-	if ((!err || errno == ENOENT) && count == m && keys[0] == t * m)
-		return 0;
-	for (i = 0; i < m; i++) {
-		struct nm_maglev_key key = { .index = t * m + i };
-
-		if (bpf_map_lookup_elem(maps->maglev, &key, &out[i])) {
-			err = -errno;
-			pr_warn("failed to read table %u of map %s on %s: %s",
-				t, NM_MAP_MAGLEV, maps->pin_root,
-				strerror(-err));
-			return err;
-		}
-	}
-	return 0;
-}
-
 static int read_maps(struct diff_ctx *d)
 {
 	const char *root = opt_pin_root ? opt_pin_root : d->cfg.pin_root;
@@ -515,9 +405,13 @@ static int read_maps(struct diff_ctx *d)
 			err = -ENOMEM;
 			goto out;
 		}
-		err = read_table(&d->maps, t, keys, d->tables[i]);
-		if (err)
+		err = nm_svc_maglev_read(&d->maps, t, keys, d->tables[i]);
+		if (err) {
+			pr_warn("failed to read table %u of map %s on %s: %s",
+				t, NM_MAP_MAGLEV, d->maps.pin_root,
+				strerror(-err));
 			goto out;
+		}
 	}
 out:
 	free(keys);

@@ -12,7 +12,6 @@
 #include <netinet/in.h>
 #include <arpa/inet.h>
 
-#include <curl/curl.h>
 #include <json-c/json.h>
 
 #include "agent/ctl/ctl.h"
@@ -347,81 +346,25 @@ out:
 
 /* ---- endpoint drain: through the agent's API ------------------------------ */
 
-#define AGENT_REPLY_MAX (4U << 20)
-
-struct reply {
-	char *buf;
-	size_t len;
-};
-
-static size_t collect(char *p, size_t sz, size_t nm, void *arg)
-{
-	struct reply *r = arg;
-	size_t n = sz * nm;
-	char *v;
-
-	if (r->len + n > AGENT_REPLY_MAX)
-		return 0;
-	v = realloc(r->buf, r->len + n + 1);
-	if (!v)
-		return 0;
-	memcpy(v + r->len, p, n);
-	r->len += n;
-	v[r->len] = '\0';
-	r->buf = v;
-	return n;
-}
-
 /* @method @path on the agent at @sock; 200 expected, else the reason. */
 static int agent_call(const char *sock, const char *method, const char *path,
-		      struct reply *r)
+		      struct ctl_reply *r)
 {
-	char url[512], cerr[CURL_ERROR_SIZE] = "";
-	long code = 0;
-	CURLcode rc;
-	CURL *h;
-	int err = 0;
+	char why[CTL_API_WHY_MAX];
+	int err;
 
-	h = curl_easy_init();
-	if (!h) {
-		pr_warn("failed to call agent on %s: curl init failed", sock);
-		return -ENOMEM;
+	err = ctl_api_request(sock, method, path, 10000L, r, why, sizeof(why));
+	if (err) {
+		pr_warn("failed to call agent on %s: %s%s", sock, why,
+			r->unreachable ? CTL_API_HINT : "");
+		return err;
 	}
-	snprintf(url, sizeof(url), "http://localhost%s", path);
-	if (curl_easy_setopt(h, CURLOPT_UNIX_SOCKET_PATH, sock) ||
-	    curl_easy_setopt(h, CURLOPT_URL, url) ||
-	    curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method) ||
-	    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, collect) ||
-	    curl_easy_setopt(h, CURLOPT_WRITEDATA, r) ||
-	    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, cerr) ||
-	    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, 10000L) ||
-	    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L) ||
-	    /* A POST without a body still says so: Content-Length: 0. */
-	    (!strcmp(method, "POST") &&
-	     curl_easy_setopt(h, CURLOPT_POSTFIELDS, ""))) {
-		pr_warn("failed to call agent on %s: curl setup failed", sock);
-		err = -EINVAL;
-		goto out;
-	}
-	rc = curl_easy_perform(h);
-	if (rc != CURLE_OK) {
-		pr_warn("failed to call agent on %s: %s%s", sock,
-			cerr[0] ? cerr : curl_easy_strerror(rc),
-			rc == CURLE_COULDNT_CONNECT ?
-				" (is nodemesh-agent running? --socket PATH)" :
-				"");
-		err = -ECONNREFUSED;
-		goto out;
-	}
-	if (curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code) ||
-	    code != 200) {
+	if (r->code != 200) {
 		pr_warn("failed to %s %s on agent %s: HTTP %ld: %s", method,
-			path, sock, code, r->buf ? r->buf : "");
-		err = code == 404 ? -ENOENT : -EIO;
+			path, sock, r->code, r->buf ? r->buf : "");
+		return r->code == 404 ? -ENOENT : -EIO;
 	}
-out:
-	curl_easy_cleanup(h);
-	return err;
+	return 0;
 }
 
 static const char *jstr(json_object *o, const char *k)
@@ -439,7 +382,7 @@ static int find_pod(const char *sock, const char *ip, char *cid, size_t cid_len,
 		    char *ifname, size_t if_len)
 {
 	json_object *root, *arr = NULL, *e;
-	struct reply r = {};
+	struct ctl_reply r = {};
 	const char *c, *i, *a;
 	size_t k, n;
 	int err;
@@ -484,7 +427,7 @@ int cmd_endpoint_drain(int argc, char **argv)
 	const struct ctl_opt opts[] = { { "--socket", &sock_opt }, {} };
 	char sock[PATH_MAX + 16], cid[NM_EP_CONTAINER_ID_MAX + 1];
 	char ifname[IF_NAMESIZE + 1], path[NM_EP_CONTAINER_ID_MAX + 64];
-	struct reply r = {};
+	struct ctl_reply r = {};
 	__be32 addr;
 	int err;
 

@@ -355,31 +355,6 @@ static int dump_config(struct nm_maps *maps)
 	return 0;
 }
 
-/* Read table @t (M slots) into @out: one batch, or slot by slot. */
-static int read_table(struct nm_maps *maps, __u32 t, __u32 *keys, __u32 *out)
-{
-	LIBBPF_OPTS(bpf_map_batch_opts, bopts);
-	__u32 m = maps->cfg.maglev_m, count = m, prev = t * m - 1, next, i;
-	int err;
-
-	err = bpf_map_lookup_batch(maps->maglev, t ? &prev : NULL, &next, keys,
-				   out, &count, &bopts);
-	/* ENOENT just means the batch reached the end of the array. */
-	if ((!err || errno == ENOENT) && count == m && keys[0] == t * m)
-		return 0;
-	for (i = 0; i < m; i++) {
-		struct nm_maglev_key key = { .index = t * m + i };
-
-		if (bpf_map_lookup_elem(maps->maglev, &key, &out[i])) {
-			err = -errno;
-			pr_warn("failed to read map %s on %s: %s", NM_MAP_MAGLEV,
-				maps->pin_root, strerror(-err));
-			return err;
-		}
-	}
-	return 0;
-}
-
 static int id_cmp(const void *a, const void *b)
 {
 	__u32 x = *(const __u32 *)a, y = *(const __u32 *)b;
@@ -420,9 +395,12 @@ static int dump_maglev(struct nm_maps *maps)
 		for (s = 0; s < list.n; s++)
 			if (list.svcs[s].val.table_id == t)
 				owner = &list.svcs[s];
-		err = read_table(maps, t, keys, tab);
-		if (err)
+		err = nm_svc_maglev_read(maps, t, keys, tab);
+		if (err) {
+			pr_warn("failed to read map %s on %s: %s",
+				NM_MAP_MAGLEV, maps->pin_root, strerror(-err));
 			goto out;
+		}
 		for (i = 0; i < m; i++)
 			nonzero += tab[i] != 0;
 		if (!owner && !nonzero)

@@ -10,88 +10,34 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <curl/curl.h>
 #include <json-c/json.h>
 
 #include "agent/ctl/ctl.h"
 #include "agent/log.h"
 #include "agent/state.h"
 
-#define STATUS_MAX (4U << 20)
-
-struct body {
-	char *buf;
-	size_t len;
-};
-
-static size_t collect(char *p, size_t sz, size_t nm, void *arg)
+/* GET @path on the unix socket @sock into @r: a 200 with a body. */
+static int fetch(const char *sock, const char *path, struct ctl_reply *r)
 {
-	struct body *b = arg;
-	size_t n = sz * nm;
-	char *v;
+	char why[CTL_API_WHY_MAX];
+	int err;
 
-	if (b->len + n > STATUS_MAX)
-		return 0;
-	v = realloc(b->buf, b->len + n + 1);
-	if (!v)
-		return 0;
-	memcpy(v + b->len, p, n);
-	b->len += n;
-	v[b->len] = '\0';
-	b->buf = v;
-	return n;
-}
-
-/* GET @path on the unix socket @sock into @b. */
-static int fetch(const char *sock, const char *path, struct body *b)
-{
-	char url[128], cerr[CURL_ERROR_SIZE] = "";
-	long code = 0;
-	CURLcode rc;
-	CURL *h;
-	int err = 0;
-
-	h = curl_easy_init();
-	if (!h) {
-		pr_warn("failed to query agent on %s: curl init failed", sock);
-		return -ENOMEM;
+	err = ctl_api_request(sock, "GET", path, 10000L, r, why, sizeof(why));
+	if (err) {
+		pr_warn("failed to query agent on %s: %s%s", sock, why,
+			r->unreachable ? CTL_API_HINT : "");
+		return err;
 	}
-	snprintf(url, sizeof(url), "http://localhost%s", path);
-	if (curl_easy_setopt(h, CURLOPT_UNIX_SOCKET_PATH, sock) ||
-	    curl_easy_setopt(h, CURLOPT_URL, url) ||
-	    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, collect) ||
-	    curl_easy_setopt(h, CURLOPT_WRITEDATA, b) ||
-	    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, cerr) ||
-	    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, 10000L) ||
-	    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L)) {
-		pr_warn("failed to query agent on %s: curl setup failed", sock);
-		err = -EINVAL;
-		goto out;
+	if (r->code != 200) {
+		pr_warn("failed to query agent on %s: HTTP %ld: %s", sock,
+			r->code, r->buf ? r->buf : "");
+		return -EIO;
 	}
-	rc = curl_easy_perform(h);
-	if (rc != CURLE_OK) {
-		pr_warn("failed to query agent on %s: %s%s", sock,
-			cerr[0] ? cerr : curl_easy_strerror(rc),
-			rc == CURLE_COULDNT_CONNECT ?
-				" (is nodemesh-agent running? --socket PATH)" :
-				"");
-		err = -ECONNREFUSED;
-		goto out;
-	}
-	if (curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code) ||
-	    code != 200) {
-		pr_warn("failed to query agent on %s: HTTP %ld: %s", sock, code,
-			b->buf ? b->buf : "");
-		err = -EIO;
-		goto out;
-	}
-	if (!b->buf) {
+	if (!r->buf) {
 		pr_warn("failed to query agent on %s: empty reply", sock);
-		err = -EIO;
+		return -EIO;
 	}
-out:
-	curl_easy_cleanup(h);
-	return err;
+	return 0;
 }
 
 static const char *jget_str(json_object *o, const char *k)
@@ -213,7 +159,7 @@ int cmd_status(int argc, char **argv)
 {
 	const char *sock_opt = NULL;
 	const struct ctl_opt opts[] = { { "--socket", &sock_opt }, {} };
-	struct body b = {};
+	struct ctl_reply b = {};
 	char sock[PATH_MAX + 16];
 	json_object *root;
 	int err;
