@@ -1486,14 +1486,16 @@ static int setup_overlay(struct agent *a)
 
 /*
  * Pods attached by an earlier run keep that run's programs: swap in this
- * run's (atomically), so an upgrade reaches every pod. A veth gone since
- * is skipped: its endpoint goes with the CNI DEL.
+ * run's (atomically) wherever ours are attached, so an upgrade reaches
+ * every pod. A veth gone since is skipped: its endpoint goes with the CNI
+ * DEL; an interface with none of ours is left alone.
  */
 static void reattach_endpoints(struct agent *a)
 {
 	struct nm_ep_rec *eps = NULL;
 	char ifname[IF_NAMESIZE];
 	size_t n = 0, i;
+	__u32 prog_id;
 	int ret;
 
 	ret = nm_endpoints_read(&a->maps, &eps, &n);
@@ -1504,6 +1506,11 @@ static void reattach_endpoints(struct agent *a)
 	}
 	for (i = 0; i < n; i++) {
 		if (!if_indextoname(eps[i].val.ifindex, ifname))
+			continue;
+		/* Replace ours only: an endpoint written by 'nodemeshctl
+		 * endpoint add' on an interface nobody attached stays so. */
+		if (nm_tc_query(ifname, NM_TC_FROM_POD, &prog_id) &&
+		    nm_tc_query(ifname, NM_TC_TO_POD, &prog_id))
 			continue;
 		ret = nm_tc_attach(a->dp, ifname);
 		if (ret)

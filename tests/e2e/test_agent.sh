@@ -32,7 +32,7 @@ EP_B=10.2.0.7 # node-b's pod (west)
 [ -x "$AGENT" ] || nm_skip_all "$AGENT not built (make all)"
 command -v etcd >/dev/null && command -v etcdctl >/dev/null ||
 	nm_skip_all "etcd or etcdctl missing (scripts/deps.sh)"
-nm_e2e_start "nm-agent-$$" 14
+nm_e2e_start "nm-agent-$$" 15
 
 PIN_A="$PIN_ROOT-a"
 PIN_B="$PIN_ROOT-b"
@@ -319,6 +319,17 @@ t_restart_sweeps() {
 }
 nm_test "restart: a west record deleted while node-a was down is swept" \
 	t_restart_sweeps
+
+# The endpoints here sit on lo, written by 'nodemeshctl endpoint add' with
+# nothing attached: a restarted agent swaps in its programs only where
+# ours already are, so it leaves this namespace's lo as it found it.
+t_restart_leaves_foreign_ifaces() {
+	local f
+	f=$(tc filter show dev lo ingress; tc filter show dev lo egress)
+	[ -z "$f" ] || { echo "filters on lo: $f"; return 1; }
+}
+nm_test "restart: the agent attaches nothing to interfaces that had none of ours" \
+	t_restart_leaves_foreign_ifaces
 
 t_lease_expiry() {
 	local t0 t1
