@@ -7,7 +7,9 @@
 # unreachable in 'nodemeshctl status' and in GET /v1/metrics, while b1
 # keeps its own cluster reachable (the local cluster never is cut off by
 # its own etcd). b's etcd started again on its data: a1 re-lists b and
-# re-admits it within a few seconds, two transitions counted. A remote
+# re-admits it within a few seconds, two transitions counted. A path to
+# b's etcd that drops packets silently: unreachable, then re-admitted
+# within seconds of the path's return. A remote
 # cluster whose etcd never answers is unreachable once the bound has
 # passed since its mirror started.
 #
@@ -32,7 +34,7 @@ for cmd in etcd etcdctl jq curl; do
 	command -v "$cmd" >/dev/null || nm_skip_all "missing $cmd (scripts/deps.sh)"
 done
 
-nm_e2e_start "nml$$" 8
+nm_e2e_start "nml$$" 9
 nm_tmpdir WORK || nm_bail "no scratch dir"
 export NM_BUILD=$BUILD NMTB_PREFIX=$PREFIX NMTB_DIR=$WORK/tb
 
@@ -187,6 +189,42 @@ t_back_metrics() {
 }
 nm_test "metrics on a1: b reachable again, transitions_total 2; the re-list logged" \
 	t_back_metrics
+
+# A path that fails without a reset: a1's packets to b's etcd dropped by a
+# rule inside a1's namespace. The heartbeats stop, b goes unreachable;
+# once the path is back, b must be re-admitted in seconds (the stream
+# resumes, or is replaced), not after TCP keepalive gives it up.
+CUT="OUTPUT -d 172.30.2.250 -p tcp --dport 2379 -j DROP"
+b_down() {
+	clq a1 b '.reachable == false'
+}
+t_silent() {
+	local t0 dt
+	# shellcheck disable=SC2086 # CUT is a rule, word-split on purpose
+	tb exec a1 -- iptables -A $CUT || return 1
+	t0=$(now_ms)
+	if ! nm_wait_for 10 b_down; then
+		# shellcheck disable=SC2086
+		tb exec a1 -- iptables -D $CUT
+		tb ctl a1 -- status
+		return 1
+	fi
+	echo "b unreachable on a1 $(($(now_ms) - t0)) ms after the drop rule"
+	sleep 2
+	# shellcheck disable=SC2086
+	tb exec a1 -- iptables -D $CUT || return 1
+	t0=$(now_ms)
+	if ! nm_wait_for 20 b_back; then
+		tb ctl a1 -- status
+		tail -n 20 "$NMTB_DIR/a1/agent.log"
+		return 1
+	fi
+	dt=$(($(now_ms) - t0))
+	echo "b reachable again $dt ms after the path returned"
+	[ "$dt" -le 5000 ]
+}
+nm_test "a silently dead stream (packets dropped): b unreachable, re-admitted within 5 s of the path's return" \
+	t_silent
 
 c_unreachable() {
 	clq a1 c '.reachable == false and .transitions == 1 and .last_heartbeat_s == null'
