@@ -19,8 +19,6 @@
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 /* json-c's own default; prevResults are a few levels deep. */
 #define NM_CNI_JSON_DEPTH 32
-#define NM_DNS_LABEL_MAX 63
-#define NM_DNS_SUBDOMAIN_MAX 253
 #define NM_JSON_OUT (JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE)
 
 static const char *const supported_versions[] = { "0.3.0", "0.3.1", "0.4.0",
@@ -779,39 +777,6 @@ out:
 	return ret;
 }
 
-/* RFC 1123 label: [a-z0-9]([-a-z0-9]*[a-z0-9])?, at most 63. */
-static bool dns_label(const char *s, size_t n)
-{
-	size_t i;
-
-	if (!n || n > NM_DNS_LABEL_MAX || s[0] == '-' || s[n - 1] == '-')
-		return false;
-	for (i = 0; i < n; i++) {
-		if (!islower((unsigned char)s[i]) &&
-		    !isdigit((unsigned char)s[i]) && s[i] != '-')
-			return false;
-	}
-	return true;
-}
-
-static bool dns_subdomain(const char *s)
-{
-	const char *dot;
-	size_t n = strlen(s);
-
-	if (!n || n > NM_DNS_SUBDOMAIN_MAX)
-		return false;
-	for (;;) {
-		dot = strchr(s, '.');
-		n = dot ? (size_t)(dot - s) : strlen(s);
-		if (!dns_label(s, n))
-			return false;
-		if (!dot)
-			return true;
-		s = dot + 1;
-	}
-}
-
 /* A DNS label from the container id: lower case, '-' for the rest. */
 static void name_from_id(const char *id, char *buf, size_t len)
 {
@@ -833,7 +798,7 @@ int nm_cni_pod_ident(const struct nm_cni_args *args, const char *container_id,
 {
 	const char *v = args->pod_namespace ? args->pod_namespace : "default";
 
-	if (!dns_label(v, strlen(v)))
+	if (!nm_dns_label_ok(v))
 		return nm_cni_err(
 			e, NM_CNI_E_ENV,
 			"bad K8S_POD_NAMESPACE '%s' in CNI_ARGS: not a DNS label (a-z, 0-9, '-', at most 63)",
@@ -847,7 +812,7 @@ int nm_cni_pod_ident(const struct nm_cni_args *args, const char *container_id,
 		return 0;
 	}
 	v = args->pod_name;
-	if (!dns_subdomain(v))
+	if (!nm_dns_subdomain_ok(v))
 		return nm_cni_err(
 			e, NM_CNI_E_ENV,
 			"bad K8S_POD_NAME '%s' in CNI_ARGS: not a DNS subdomain (a-z, 0-9, '-', '.', at most 253)",

@@ -47,25 +47,6 @@ static const char *const etcd_names[E_NUM] = {
 	[E_USERNAME] = "username",   [E_PASSWORD_FILE] = "password_file",
 };
 
-/* Paths name a field in messages; an over-long one is just cut. */
-__attribute__((format(printf, 2, 3))) static void pathf(char *buf,
-							const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(buf, NM_YW_PATH_LEN, fmt, ap);
-	va_end(ap);
-}
-
-static void join(char *buf, const char *path, const char *field)
-{
-	if (*path)
-		pathf(buf, "%s.%s", path, field);
-	else
-		pathf(buf, "%s", field);
-}
-
 static int get_cluster_name(struct nm_yw *w, const yaml_node_t *n,
 			    const char *path, char **out)
 {
@@ -224,7 +205,7 @@ static int parse_endpoints(struct nm_yw *w, const yaml_node_t *seq,
 	for (i = 0; i < n; i++) {
 		yaml_node_t *it = nm_yw_seq_item(w, seq, i);
 
-		pathf(item, "%s[%zu]", path, i);
+		nm_yw_pathf(item, "%s[%zu]", path, i);
 		ret = nm_yw_dup_str(w, it, item, &e->endpoints[i]);
 		if (ret)
 			return ret;
@@ -265,20 +246,20 @@ static int parse_etcd(struct nm_yw *w, const yaml_node_t *map, const char *path,
 	ret = nm_yw_need(w, map, v[E_ENDPOINTS], "endpoints", path);
 	if (ret)
 		return ret;
-	join(sub, path, "endpoints");
+	nm_yw_join(sub, path, "endpoints");
 	ret = parse_endpoints(w, v[E_ENDPOINTS], sub, e, &https);
 	if (ret)
 		return ret;
 	for (i = 0; i < E_NUM; i++) {
 		if (!files[i] || !v[i])
 			continue;
-		join(sub, path, etcd_names[i]);
+		nm_yw_join(sub, path, etcd_names[i]);
 		ret = get_path(w, v[i], sub, files[i]);
 		if (ret)
 			return ret;
 	}
 	if (v[E_USERNAME]) {
-		join(sub, path, "username");
+		nm_yw_join(sub, path, "username");
 		ret = nm_yw_dup_str(w, v[E_USERNAME], sub, &e->username);
 		if (ret)
 			return ret;
@@ -329,7 +310,7 @@ static int parse_interfaces(struct nm_yw *w, const yaml_node_t *seq,
 		yaml_node_t *it = nm_yw_seq_item(w, seq, i);
 		const char *s;
 
-		pathf(item, "interfaces[%zu]", i);
+		nm_yw_pathf(item, "interfaces[%zu]", i);
 		ret = nm_yw_dup_str(w, it, item, &c->interfaces[i]);
 		if (ret)
 			return ret;
@@ -430,7 +411,7 @@ static int parse_datapath(struct nm_yw *w, const yaml_node_t *map,
 	for (i = 0; i < D_NUM; i++) {
 		if (!v[i])
 			continue;
-		join(path, "datapath", datapath_names[i]);
+		nm_yw_join(path, "datapath", datapath_names[i]);
 		ret = nm_yw_uint(w, v[i], path, datapath_min[i],
 				 datapath_max[i], &n);
 		if (ret)

@@ -55,39 +55,6 @@ const char *nm_kv_affinity_name(enum nm_kv_affinity aff)
 		       NULL;
 }
 
-static bool dns_label_n(const char *s, size_t len)
-{
-	size_t i;
-
-	if (!len || len > 63 || s[0] == '-' || s[len - 1] == '-')
-		return false;
-	for (i = 0; i < len; i++) {
-		if (!((s[i] >= 'a' && s[i] <= 'z') ||
-		      (s[i] >= '0' && s[i] <= '9') || s[i] == '-'))
-			return false;
-	}
-	return true;
-}
-
-bool nm_dns_label_ok(const char *s)
-{
-	return dns_label_n(s, strlen(s));
-}
-
-bool nm_dns_subdomain_ok(const char *s)
-{
-	const char *dot;
-
-	if (strlen(s) > 253)
-		return false;
-	while ((dot = strchr(s, '.'))) {
-		if (!dns_label_n(s, (size_t)(dot - s)))
-			return false;
-		s = dot + 1;
-	}
-	return dns_label_n(s, strlen(s));
-}
-
 /* Strict decimal u64: digits only, no sign, no leading zero. */
 static int parse_u64(const char *s, __u64 *out)
 {

@@ -190,9 +190,6 @@ struct nm_kv_record {
 	};
 };
 
-/* DNS-1123 label (<= 63, [a-z0-9-], alphanumeric ends) and subdomain. */
-bool nm_dns_label_ok(const char *s);
-bool nm_dns_subdomain_ok(const char *s);
 
 /* "nodes", "endpoints", ...; NULL when out of range. */
 const char *nm_kv_kind_name(enum nm_kv_kind kind);

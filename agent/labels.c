@@ -312,3 +312,36 @@ void nm_labels_free(struct nm_labels *l)
 	l->v = NULL;
 	l->n = 0;
 }
+
+static bool dns_label_n(const char *s, size_t len)
+{
+	size_t i;
+
+	if (!len || len > NM_DNS_LABEL_MAX || s[0] == '-' || s[len - 1] == '-')
+		return false;
+	for (i = 0; i < len; i++) {
+		if (!((s[i] >= 'a' && s[i] <= 'z') ||
+		      (s[i] >= '0' && s[i] <= '9') || s[i] == '-'))
+			return false;
+	}
+	return true;
+}
+
+bool nm_dns_label_ok(const char *s)
+{
+	return dns_label_n(s, strlen(s));
+}
+
+bool nm_dns_subdomain_ok(const char *s)
+{
+	const char *dot;
+
+	if (strlen(s) > NM_DNS_SUBDOMAIN_MAX)
+		return false;
+	while ((dot = strchr(s, '.'))) {
+		if (!dns_label_n(s, (size_t)(dot - s)))
+			return false;
+		s = dot + 1;
+	}
+	return dns_label_n(s, strlen(s));
+}

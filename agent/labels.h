@@ -18,6 +18,10 @@
 #define NM_LABEL_KEY_MAX 317
 #define NM_LABEL_VALUE_MAX 63
 
+/* RFC 1123 names: namespaces, pods, nodes, clusters. */
+#define NM_DNS_LABEL_MAX 63
+#define NM_DNS_SUBDOMAIN_MAX 253
+
 struct nm_label {
 	char *key;
 	char *value; /* "" allowed */
@@ -43,5 +47,10 @@ char *nm_labels_str(const struct nm_labels *l);
 bool nm_labels_equal(const struct nm_labels *a, const struct nm_labels *b);
 int nm_labels_copy(struct nm_labels *dst, const struct nm_labels *src);
 void nm_labels_free(struct nm_labels *l);
+
+/* A DNS label: [a-z0-9]([-a-z0-9]*[a-z0-9])?, at most 63 characters. */
+bool nm_dns_label_ok(const char *s);
+/* Dot-separated DNS labels, at most 253 characters. */
+bool nm_dns_subdomain_ok(const char *s);
 
 #endif /* NM_AGENT_LABELS_H */

@@ -27,16 +27,6 @@ static const char *scalar(const yaml_node_t *n)
 	return (const char *)n->data.scalar.value;
 }
 
-__attribute__((format(printf, 2, 3))) static void pathf(char *buf,
-							const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(buf, PATH_LEN, fmt, ap);
-	va_end(ap);
-}
-
 static yaml_node_t *node(struct mctx *c, int id)
 {
 	return yaml_document_get_node(c->yw.doc, id);
@@ -213,14 +203,14 @@ static int parse_port(struct mctx *c, const yaml_node_t *n, const char *path,
 	ret = nm_yw_need(&c->yw, n, vals[F_PORT], "port", path);
 	if (ret)
 		return ret;
-	pathf(sub, "%s.port", path);
+	nm_yw_pathf(sub, "%s.port", path);
 	ret = nm_yw_uint(&c->yw, vals[F_PORT], sub, 1, 65535, &v);
 	if (ret)
 		return ret;
 	p->port = (__u16)v;
 	p->target_port = p->port;
 	if (vals[F_TARGET]) {
-		pathf(sub, "%s.targetPort", path);
+		nm_yw_pathf(sub, "%s.targetPort", path);
 		/* Named target ports need the pod spec, which we do not see. */
 		if (nm_yw_type(vals[F_TARGET]) == NM_Y_STR)
 			return nm_yw_fail(
@@ -234,7 +224,7 @@ static int parse_port(struct mctx *c, const yaml_node_t *n, const char *path,
 	}
 	p->proto = IPPROTO_TCP;
 	if (vals[F_PROTO]) {
-		pathf(sub, "%s.protocol", path);
+		nm_yw_pathf(sub, "%s.protocol", path);
 		ret = parse_proto(c, vals[F_PROTO], sub, &p->proto);
 	}
 	return ret;
@@ -257,7 +247,7 @@ static int parse_ports(struct mctx *c, const yaml_node_t *n,
 	for (i = 0; i < len; i++) {
 		struct nm_meshsvc_port p;
 
-		pathf(sub, "spec.ports[%zu]", i);
+		nm_yw_pathf(sub, "spec.ports[%zu]", i);
 		ret = parse_port(c, nm_yw_seq_item(&c->yw, n, i), sub, &p);
 		if (ret)
 			return ret;
@@ -489,15 +479,11 @@ void nm_meshsvc_set_free(struct nm_meshsvc_set *set)
 	set->n = 0;
 }
 
-/* An explicit "---" with nothing after it loads as a plain null scalar. */
-static bool doc_is_empty(const yaml_node_t *root)
+static int add_doc(struct nm_yw *w, const yaml_node_t *root, void *arg)
 {
-	return root->type == YAML_SCALAR_NODE && nm_yw_type(root) == NM_Y_NULL;
-}
-
-static int add_doc(struct mctx *c, const yaml_document_t *doc,
-		   const yaml_node_t *root, struct nm_meshsvc_set *set)
-{
+	struct mctx *c = (struct mctx *)((char *)w - offsetof(struct mctx, yw));
+	const yaml_document_t *doc = w->doc;
+	struct nm_meshsvc_set *set = arg;
 	struct nm_meshsvc svc, *v;
 	size_t i;
 	int ret;
@@ -537,9 +523,7 @@ int nm_meshsvc_parse(const char *buf, size_t len, const char *file,
 	struct nm_meshsvc_set set = { 0 };
 	struct nm_error scratch;
 	struct mctx c = { 0 };
-	yaml_parser_t parser;
-	yaml_document_t doc;
-	int ret = 0;
+	int ret;
 
 	if (!err)
 		err = &scratch;
@@ -549,35 +533,13 @@ int nm_meshsvc_parse(const char *buf, size_t len, const char *file,
 	c.yw.what = "the MeshService";
 	c.yw.bare_types = true;
 	c.yw.syntax_context = true;
-	if (!yaml_parser_initialize(&parser))
-		return nm_yw_oom(&c.yw, NULL);
-	yaml_parser_set_input_string(&parser, (const unsigned char *)buf, len);
-	for (;;) {
-		yaml_node_t *root;
-
-		/* On failure libyaml has already released the document. */
-		if (!yaml_parser_load(&parser, &doc)) {
-			ret = nm_yw_syntax_error(&c.yw, &parser, buf, len);
-			goto out;
-		}
-		root = yaml_document_get_root_node(&doc);
-		if (!root) {
-			/* End of the stream. */
-			yaml_document_delete(&doc);
-			break;
-		}
-		c.yw.doc = &doc;
-		ret = doc_is_empty(root) ? 0 : add_doc(&c, &doc, root, &set);
-		yaml_document_delete(&doc);
-		c.yw.doc = NULL;
-		if (ret)
-			goto out;
-	}
+	ret = nm_yw_load_each(&c.yw, buf, len, add_doc, &set);
+	if (ret)
+		goto out;
 	*out = set;
 	memset(&set, 0, sizeof(set));
 out:
 	nm_meshsvc_set_free(&set);
-	yaml_parser_delete(&parser);
 	return ret;
 }
 

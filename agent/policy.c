@@ -21,9 +21,7 @@
 
 /* A policy file is a handful of documents; refuse anything absurd. */
 #define NM_POLICY_FILE_MAX (16U << 20)
-#define NM_PATH_LEN 160
-#define NM_DNS_LABEL_MAX 63
-#define NM_DNS_SUBDOMAIN_MAX 253
+#define NM_PATH_LEN NM_YW_PATH_LEN
 
 struct pctx {
 	struct nm_yw yw;
@@ -94,57 +92,9 @@ static int alloc_array(struct pctx *c, const yaml_node_t *n, void **p,
 	return *p ? 0 : nm_yw_oom(&c->yw, n);
 }
 
-/* Paths name the field in messages; an over-long one is just cut. */
-__attribute__((format(printf, 2, 3))) static void pathf(char *buf,
-							const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(buf, NM_PATH_LEN, fmt, ap);
-	va_end(ap);
-}
-
-static void join(char *buf, const char *path, const char *field)
-{
-	if (*path)
-		pathf(buf, "%s.%s", path, field);
-	else
-		pathf(buf, "%s", field);
-}
-
 static void join_idx(char *buf, const char *path, const char *field, size_t i)
 {
-	pathf(buf, "%s.%s[%zu]", path, field, i);
-}
-
-/* Lowercase alphanumerics and '-', alphanumeric at both ends. */
-static bool dns_label(const char *s, size_t len)
-{
-	size_t i;
-
-	if (!len || len > NM_DNS_LABEL_MAX || s[0] == '-' || s[len - 1] == '-')
-		return false;
-	for (i = 0; i < len; i++) {
-		if (!((s[i] >= 'a' && s[i] <= 'z') ||
-		      (s[i] >= '0' && s[i] <= '9') || s[i] == '-'))
-			return false;
-	}
-	return true;
-}
-
-static bool dns_subdomain(const char *s)
-{
-	const char *dot;
-
-	if (strlen(s) > NM_DNS_SUBDOMAIN_MAX)
-		return false;
-	while ((dot = strchr(s, '.'))) {
-		if (!dns_label(s, (size_t)(dot - s)))
-			return false;
-		s = dot + 1;
-	}
-	return dns_label(s, strlen(s));
+	nm_yw_pathf(buf, "%s.%s[%zu]", path, field, i);
 }
 
 /* A mapping of string to string whose content we do not use. */
@@ -250,15 +200,15 @@ static int parse_expr(struct pctx *c, const yaml_node_t *n, const char *path,
 		if (ret)
 			return ret;
 	}
-	join(sub, path, "key");
+	nm_yw_join(sub, path, "key");
 	ret = label_key(c, vals[0], sub, &e->key);
 	if (ret)
 		return ret;
-	join(sub, path, "operator");
+	nm_yw_join(sub, path, "operator");
 	ret = parse_op(c, vals[1], sub, &e->op);
 	if (ret)
 		return ret;
-	join(sub, path, "values");
+	nm_yw_join(sub, path, "values");
 	if (vals[2]) {
 		ret = nm_yw_expect(&c->yw, vals[2], NM_Y_SEQ, sub);
 		if (ret)
@@ -280,7 +230,7 @@ static int parse_expr(struct pctx *c, const yaml_node_t *n, const char *path,
 	for (i = 0; i < nv; i++) {
 		char item[NM_PATH_LEN];
 
-		pathf(item, "%s[%zu]", sub, i);
+		nm_yw_pathf(item, "%s[%zu]", sub, i);
 		ret = label_value(c, nm_yw_seq_item(&c->yw, vals[2], i), item,
 				  &e->values[i]);
 		if (ret)
@@ -304,14 +254,14 @@ static int parse_selector(struct pctx *c, const yaml_node_t *n,
 	if (ret)
 		return ret;
 	if (vals[0]) {
-		join(sub, path, "matchLabels");
+		nm_yw_join(sub, path, "matchLabels");
 		ret = nm_yw_expect(&c->yw, vals[0], NM_Y_MAP, sub);
 		if (ret)
 			return ret;
 		n_ml = map_len(vals[0]);
 	}
 	if (vals[1]) {
-		join(sub, path, "matchExpressions");
+		nm_yw_join(sub, path, "matchExpressions");
 		ret = nm_yw_expect(&c->yw, vals[1], NM_Y_SEQ, sub);
 		if (ret)
 			return ret;
@@ -323,7 +273,7 @@ static int parse_selector(struct pctx *c, const yaml_node_t *n,
 		return ret;
 	sel->n = n_ml + n_me;
 
-	join(sub, path, "matchLabels");
+	nm_yw_join(sub, path, "matchLabels");
 	for (i = 0; i < n_ml; i++) {
 		yaml_node_pair_t *p = &vals[0]->data.mapping.pairs.start[i];
 		yaml_node_t *k = yaml_document_get_node(c->yw.doc, p->key);
@@ -485,14 +435,14 @@ static int parse_to_ports(struct pctx *c, const yaml_node_t *n,
 	for (i = 0; i < nm_yw_seq_len(n); i++) {
 		yaml_node_t *tp = nm_yw_seq_item(&c->yw, n, i);
 
-		pathf(sub, "%s[%zu]", path, i);
+		nm_yw_pathf(sub, "%s[%zu]", path, i);
 		ret = nm_yw_fields_keys(&c->yw, tp, sub, tp_fields, 1, keys, vals);
 		if (ret)
 			return ret;
 		ret = nm_yw_need(&c->yw, tp, vals[0], "ports", sub);
 		if (ret)
 			return ret;
-		join(pp, sub, "ports");
+		nm_yw_join(pp, sub, "ports");
 		ret = expect_list(c, vals[0], pp);
 		if (ret)
 			return ret;
@@ -505,7 +455,7 @@ static int parse_to_ports(struct pctx *c, const yaml_node_t *n,
 	for (i = 0; i < nm_yw_seq_len(n); i++) {
 		yaml_node_t *tp = nm_yw_seq_item(&c->yw, n, i), *list;
 
-		pathf(sub, "%s[%zu]", path, i);
+		nm_yw_pathf(sub, "%s[%zu]", path, i);
 		ret = nm_yw_fields_keys(&c->yw, tp, sub, tp_fields, 1, keys, vals);
 		if (ret)
 			return ret;
@@ -521,13 +471,13 @@ static int parse_to_ports(struct pctx *c, const yaml_node_t *n,
 			ret = nm_yw_need(&c->yw, p, vals[0], "port", pp);
 			if (ret)
 				return ret;
-			join(leaf, pp, "port");
+			nm_yw_join(leaf, pp, "port");
 			ret = parse_port(c, vals[0], leaf, &pr->port);
 			if (ret)
 				return ret;
 			pr->proto = 0;
 			if (vals[1]) {
-				join(leaf, pp, "protocol");
+				nm_yw_join(leaf, pp, "protocol");
 				ret = parse_proto(c, vals[1], leaf, &pr->proto);
 				if (ret)
 					return ret;
@@ -581,7 +531,7 @@ static int parse_rule(struct pctx *c, const yaml_node_t *n, const char *path,
 	ep = vals[ingress ? F_FROM_EP : F_TO_EP];
 	cidr = vals[ingress ? F_FROM_CIDR : F_TO_CIDR];
 	if (ep) {
-		join(sub, path, fields[ingress ? F_FROM_EP : F_TO_EP]);
+		nm_yw_join(sub, path, fields[ingress ? F_FROM_EP : F_TO_EP]);
 		ret = expect_list(c, ep, sub);
 		if (ret)
 			return ret;
@@ -600,7 +550,8 @@ static int parse_rule(struct pctx *c, const yaml_node_t *n, const char *path,
 		}
 	}
 	if (cidr) {
-		join(sub, path, fields[ingress ? F_FROM_CIDR : F_TO_CIDR]);
+		nm_yw_join(sub, path,
+			   fields[ingress ? F_FROM_CIDR : F_TO_CIDR]);
 		ret = expect_list(c, cidr, sub);
 		if (ret)
 			return ret;
@@ -619,7 +570,7 @@ static int parse_rule(struct pctx *c, const yaml_node_t *n, const char *path,
 		}
 	}
 	if (vals[F_TO_PORTS]) {
-		join(sub, path, "toPorts");
+		nm_yw_join(sub, path, "toPorts");
 		ret = parse_to_ports(c, vals[F_TO_PORTS], sub, rule);
 		if (ret)
 			return ret;
@@ -649,7 +600,7 @@ static int parse_metadata(struct pctx *c, const yaml_node_t *n,
 	ret = nm_yw_dup_str(&c->yw, vals[F_NAME], "metadata.name", &pol->name);
 	if (ret)
 		return ret;
-	if (!dns_subdomain(pol->name))
+	if (!nm_dns_subdomain_ok(pol->name))
 		return nm_yw_fail(
 			&c->yw, vals[F_NAME],
 			"invalid metadata.name '%.64s': must be a DNS-1123 subdomain (lowercase letters, digits, '-' and '.', starting and ending with a letter or digit, at most 253 characters)",
@@ -659,7 +610,7 @@ static int parse_metadata(struct pctx *c, const yaml_node_t *n,
 			      &pol->namespace);
 		if (ret)
 			return ret;
-		if (!dns_label(pol->namespace, strlen(pol->namespace)))
+		if (!nm_dns_label_ok(pol->namespace))
 			return nm_yw_fail(
 				&c->yw, vals[F_NS],
 				"invalid metadata.namespace '%.64s': must be a DNS-1123 label (lowercase letters, digits and '-', starting and ending with a letter or digit, at most 63 characters)",
@@ -712,7 +663,7 @@ static int parse_spec(struct pctx *c, const yaml_node_t *n,
 
 		if (!list)
 			continue;
-		join(sub, "spec", fields[1 + k]);
+		nm_yw_join(sub, "spec", fields[1 + k]);
 		/* [] is meaningful: default deny with no exception. */
 		ret = nm_yw_expect(&c->yw, list, NM_Y_SEQ, sub);
 		if (ret)
@@ -723,7 +674,7 @@ static int parse_spec(struct pctx *c, const yaml_node_t *n,
 			return ret;
 		pol->n_rules[k] = nm_yw_seq_len(list);
 		for (i = 0; i < nm_yw_seq_len(list); i++) {
-			pathf(sub, "spec.%s[%zu]", fields[1 + k], i);
+			nm_yw_pathf(sub, "spec.%s[%zu]", fields[1 + k], i);
 			ret = parse_rule(c, nm_yw_seq_item(&c->yw, list, i), sub,
 					 (enum nm_rule_kind)k,
 					 &pol->rules[k][i]);
@@ -825,20 +776,13 @@ static struct nm_policy *set_find(const struct nm_policy_set *set,
 	return NULL;
 }
 
-/* An explicit "---" with nothing after it loads as a plain null scalar. */
-static bool doc_is_empty(const yaml_node_t *root)
+static int load_document(struct nm_yw *w, const yaml_node_t *root, void *arg)
 {
-	return root->type == YAML_SCALAR_NODE && nm_yw_type(root) == NM_Y_NULL;
-}
-
-static int load_document(struct pctx *c, const yaml_node_t *root,
-			 struct nm_policy_set *set)
-{
+	struct pctx *c = (struct pctx *)((char *)w - offsetof(struct pctx, yw));
+	struct nm_policy_set *set = arg;
 	struct nm_policy pol = { 0 }, *v, *first;
 	int ret;
 
-	if (doc_is_empty(root))
-		return 0;
 	if (root->type != YAML_MAPPING_NODE)
 		return nm_yw_fail(
 			&c->yw, root,
@@ -872,10 +816,8 @@ int nm_policy_parse(const char *buf, size_t len, const char *file,
 {
 	struct nm_policy_set set = { 0 };
 	struct nm_error scratch;
-	yaml_parser_t parser;
-	yaml_document_t doc;
 	struct pctx c = { 0 };
-	int ret = 0;
+	int ret;
 
 	if (!err)
 		err = &scratch;
@@ -888,36 +830,14 @@ int nm_policy_parse(const char *buf, size_t len, const char *file,
 	c.yw.what = "the policy";
 	c.yw.bare_types = true;
 	c.yw.syntax_context = true;
-	if (!yaml_parser_initialize(&parser))
-		return nm_yw_oom(&c.yw, NULL);
-	yaml_parser_set_input_string(&parser, (const unsigned char *)buf, len);
-	for (;;) {
-		yaml_node_t *root;
-
-		/* On failure libyaml has already released the document. */
-		if (!yaml_parser_load(&parser, &doc)) {
-			ret = nm_yw_syntax_error(&c.yw, &parser, buf, len);
-			goto out;
-		}
-		root = yaml_document_get_root_node(&doc);
-		if (!root) {
-			/* End of the stream. */
-			yaml_document_delete(&doc);
-			break;
-		}
-		c.yw.doc = &doc;
-		ret = load_document(&c, root, &set);
-		yaml_document_delete(&doc);
-		c.yw.doc = NULL;
-		if (ret)
-			goto out;
-	}
+	ret = nm_yw_load_each(&c.yw, buf, len, load_document, &set);
+	if (ret)
+		goto out;
 	*out = set;
 	set.v = NULL;
 	set.n = 0;
 out:
 	nm_policy_set_free(&set);
-	yaml_parser_delete(&parser);
 	return ret;
 }
 

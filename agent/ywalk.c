@@ -465,3 +465,59 @@ out:
 	close(fd);
 	return ret;
 }
+
+int nm_yw_load_each(struct nm_yw *w, const char *buf, size_t len,
+		    int (*fn)(struct nm_yw *w, const yaml_node_t *root,
+			      void *arg),
+		    void *arg)
+{
+	yaml_parser_t parser;
+	yaml_document_t doc;
+	yaml_node_t *root;
+	int ret = 0;
+
+	if (!yaml_parser_initialize(&parser))
+		return nm_yw_oom(w, NULL);
+	yaml_parser_set_input_string(&parser, (const unsigned char *)buf, len);
+	for (;;) {
+		/* On failure libyaml has already released the document. */
+		if (!yaml_parser_load(&parser, &doc)) {
+			ret = nm_yw_syntax_error(w, &parser, buf, len);
+			break;
+		}
+		root = yaml_document_get_root_node(&doc);
+		if (!root) {
+			/* End of the stream. */
+			yaml_document_delete(&doc);
+			break;
+		}
+		w->doc = &doc;
+		/* An explicit "---" with nothing after it is a null scalar. */
+		if (root->type != YAML_SCALAR_NODE ||
+		    nm_yw_type(root) != NM_Y_NULL)
+			ret = fn(w, root, arg);
+		yaml_document_delete(&doc);
+		w->doc = NULL;
+		if (ret)
+			break;
+	}
+	yaml_parser_delete(&parser);
+	return ret;
+}
+
+void nm_yw_pathf(char *buf, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(buf, NM_YW_PATH_LEN, fmt, ap);
+	va_end(ap);
+}
+
+void nm_yw_join(char *buf, const char *path, const char *field)
+{
+	if (*path)
+		nm_yw_pathf(buf, "%s.%s", path, field);
+	else
+		nm_yw_pathf(buf, "%s", field);
+}

@@ -97,6 +97,22 @@ int nm_yw_syntax_error(struct nm_yw *w, const yaml_parser_t *p,
 int nm_yw_load(const char *buf, size_t len, const char *file,
 	       yaml_document_t *doc, struct nm_error *err);
 
+/*
+ * Each document of the YAML stream @buf in turn: @fn gets its root (w->doc
+ * set meanwhile); a document left empty by an explicit "---" is skipped.
+ * Stops at a syntax error (w->err filled) or the first failing @fn.
+ */
+int nm_yw_load_each(struct nm_yw *w, const char *buf, size_t len,
+		    int (*fn)(struct nm_yw *w, const yaml_node_t *root,
+			      void *arg),
+		    void *arg);
+
+/* A field path for messages in NM_YW_PATH_LEN bytes; a long one is cut. */
+void nm_yw_pathf(char *buf, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* "@path.@field", or "@field" at the top (@path ""). */
+void nm_yw_join(char *buf, const char *path, const char *field);
+
 /* Read a regular file of at most @max bytes (NUL-terminated, malloc'd). */
 int nm_read_file(const char *path, size_t max, char **buf, size_t *len,
 		 struct nm_error *err);
